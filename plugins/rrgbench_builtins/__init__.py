@@ -1,0 +1,72 @@
+"""rrgbench's own components, recipes, datasets and metrics, registered exactly like a third-party plugin.
+
+Registered here: the ``timm`` encoder, the ``none`` memory and alignment, the ``transformer``
+decoder, the ``transformer`` recipe (R2Gen's BASE model), the ``synthetic``, ``iu-xray`` and
+``mimic-cxr`` datasets, and the ``nlg`` metric group.
+"""
+
+from __future__ import annotations
+
+from rrgbench import hookimpl
+from rrgbench.options import NoOptions
+from rrgbench_builtins.schemas import (
+    AnnotationDatasetOptions,
+    SyntheticOptions,
+    TimmEncoderOptions,
+    TransformerDecoderOptions,
+)
+
+NLG_KEYS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider")
+
+
+@hookimpl
+def rrgbench_register_encoders(register):
+    register("timm", "rrgbench_builtins.encoders:TimmEncoder", options=TimmEncoderOptions,
+             description="any timm backbone; last feature map -> visual tokens; views concatenated")
+
+
+@hookimpl
+def rrgbench_register_memories(register):
+    register("none", "rrgbench.components:_no_memory", options=NoOptions, description="no memory (identity)")
+
+
+@hookimpl
+def rrgbench_register_alignments(register):
+    register("none", "rrgbench.components:_no_alignment", options=NoOptions,
+             description="no alignment (no semantic embedding, no loss)")
+
+
+@hookimpl
+def rrgbench_register_decoders(register):
+    register("transformer", "rrgbench_builtins.transformer:TransformerDecoder", options=TransformerDecoderOptions,
+             description="Transformer encoder-decoder over visual tokens, cached incremental decoding")
+
+
+@hookimpl
+def rrgbench_register_models(register):
+    register(
+        "transformer",
+        description="R2Gen's BASE model: ResNet-101 + 3-layer Transformer encoder-decoder (no memory). "
+                    "Random init offline (the paper used ImageNet weights: set encoder.weights=PATH).",
+        encoder="timm", memory="none", alignment="none", decoder="transformer",
+        overrides={"encoder.backbone": "resnet101"},
+    )
+
+
+@hookimpl
+def rrgbench_register_datasets(register):
+    register("synthetic", "rrgbench_builtins.datasets:synthetic", options=SyntheticOptions, profile="small",
+             description="generated chest-X-ray-like images with findings matching their reports (offline)",
+             defaults={"data.max_len": 60, "data.threshold": 3, "data.flip": False})
+    register("iu-xray", "rrgbench_builtins.datasets:iu_xray", options=AnnotationDatasetOptions, profile="paper",
+             description="IU X-Ray (Open-i), R2Gen annotation.json + images, frontal+lateral",
+             defaults={"data.max_len": 60, "data.threshold": 3})
+    register("mimic-cxr", "rrgbench_builtins.datasets:mimic_cxr", options=AnnotationDatasetOptions, profile="paper",
+             description="MIMIC-CXR (PhysioNet, credentialed), R2Gen annotation.json + images, one view",
+             defaults={"data.max_len": 100, "data.threshold": 10})
+
+
+@hookimpl
+def rrgbench_register_metrics(register):
+    register("nlg", "rrgbench_builtins.metrics:nlg", keys=NLG_KEYS,
+             description="pycocoevalcap BLEU-1..4, METEOR (Java), ROUGE-L, CIDEr-D on cleaned, untruncated text")

@@ -1,0 +1,54 @@
+"""Built-in dataset factories: the generated ``synthetic`` set and R2Gen-format ``iu-xray``/``mimic-cxr``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rrgbench.data.annotation import read_annotation
+from rrgbench.data.source import DatasetSource, cache_dir, data_dir_for
+from rrgbench.data.validation import validate_studies
+from rrgbench_builtins.schemas import AnnotationDatasetOptions, SyntheticOptions
+
+
+def synthetic(options: SyntheticOptions, data_dir: str | None, allow_missing: bool = False) -> DatasetSource:
+    """Generate (once, into the cache) and load the synthetic chest X-ray dataset."""
+    from rrgbench.data.synthetic import SyntheticSpec, build
+
+    spec = SyntheticSpec(n_train=options.n_train, n_val=options.n_val, n_test=options.n_test,
+                         image_size=options.image_size, difficulty=options.difficulty, seed=options.seed)
+    root = Path(data_dir) if data_dir else cache_dir() / "synthetic"
+    folder = build(spec, root)
+    splits = read_annotation(folder / "annotation.json")
+    truth = json.loads((folder / "findings.json").read_text())
+    return DatasetSource("synthetic", splits, folder, n_views=1, cleaning_style="iu-xray",
+                         notes={"synthetic": {"fingerprint": spec.fingerprint(), "difficulty": spec.difficulty,
+                                              "seed": spec.seed, "folder": str(folder)}},
+                         truth=truth)
+
+
+def _annotated(name: str, n_views: int, style: str, how_to: str):
+    def load(options: AnnotationDatasetOptions, data_dir: str | None, allow_missing: bool = False) -> DatasetSource:
+        folder = data_dir_for(name, data_dir, how_to)
+        annotation = folder / "annotation.json"
+        image_root = folder / options.image_dir if options.image_dir else folder
+        splits = read_annotation(annotation)
+        report = validate_studies(splits, image_root, n_views=n_views, allow_missing=allow_missing,
+                                  annotation_name=str(annotation))
+        report.raise_if_failed()
+        return DatasetSource(name, report.kept, image_root, n_views=n_views, cleaning_style=style,
+                             notes={"data": {"skipped_missing_images": report.skipped_missing,
+                                             "allow_missing": allow_missing}})
+
+    load.__name__ = name.replace("-", "_")
+    return load
+
+
+iu_xray = _annotated(
+    "iu-xray", 2, "iu-xray",
+    "prepare it with: rrgbench data prepare iu-xray --reports ecgen-radiology/ --images NLMCXR_png/ --out DIR "
+    "(or use R2Gen's iu_xray folder: annotation.json + images/)")
+mimic_cxr = _annotated(
+    "mimic-cxr", 1, "mimic-cxr",
+    "prepare it with: rrgbench data prepare mimic-cxr --reports DIR --images DIR --split-csv "
+    "mimic-cxr-2.0.0-split.csv --out DIR (or use R2Gen's mimic_cxr folder: annotation.json + images/)")

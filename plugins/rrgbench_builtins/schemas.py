@@ -1,0 +1,43 @@
+"""Option schemas of the built-in components (kept free of torch so listings stay fast)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rrgbench.options import option
+
+
+@dataclass(frozen=True)
+class TimmEncoderOptions:
+    backbone: str = option("resnet101", "any timm model name; its last feature map becomes the visual tokens")
+    weights: str = option("", "local weights file (.pth/.pt/.safetensors) for the backbone; empty: random init")
+    freeze: bool = option(False, "freeze the backbone (train only the projection)")
+    dropout: float = option(0.1, "dropout after the projection to the model width", min=0.0, max=1.0)
+    position_embedding: bool = option(True, "learned embedding per token position and view")
+
+
+@dataclass(frozen=True)
+class TransformerDecoderOptions:
+    layers: int = option(3, "decoder layers", min=1)
+    encoder_layers: int = option(3, "Transformer encoder layers over the visual tokens", min=0)
+    heads: int = option(8, "attention heads", min=1)
+    d_ff: int = option(512, "feed-forward width", min=1)
+    dropout: float = option(0.1, "dropout", min=0.0, max=1.0)
+    n_prompts: int = option(0, "learnable prompt (memory) tokens attended by every position", min=0)
+    semantic_mode: str = option("add", "how alignment embeddings enter: add to word embeddings, or attend",
+                                choices=("add", "attend"))
+
+
+@dataclass(frozen=True)
+class SyntheticOptions:
+    n_train: int = option(1000, "training studies to generate", min=1)
+    n_val: int = option(150, "validation studies", min=1)
+    n_test: int = option(300, "test studies", min=1)
+    image_size: int = option(128, "generated image side in pixels", min=32)
+    difficulty: float = option(0.5, "0 easy .. 1 hard: finding size/contrast, noise, subtle cases", min=0.0, max=1.0)
+    seed: int = option(0, "generator seed (independent of the training seed)")
+
+
+@dataclass(frozen=True)
+class AnnotationDatasetOptions:
+    image_dir: str = option("images", "image root relative to the data folder (R2Gen: images)")

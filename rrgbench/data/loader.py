@@ -1,0 +1,92 @@
+"""Torch datasets and batches: images through the protocol's transforms, reports through the tokenizer.
+
+Training targets are ``bos w_1 .. w_k eos`` with ``k <= data.max_len - 1`` (truncated for training
+only); the raw reference report travels with the batch untouched, so scoring never sees a
+truncated reference. Images: training resizes to ``train_resize``, random-crops ``image_size`` and
+(optionally) flips; evaluation resizes to ``image_size``; both normalise with ImageNet statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from rrgbench.data.images import load_image
+from rrgbench.data.studies import Study
+from rrgbench.data.tokenizer import Tokenizer
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class Batch:
+    ids: list[str]
+    images: torch.Tensor  # [B, V, 3, H, W]
+    target_ids: torch.Tensor  # [B, T]
+    reports: list[str]
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(self.ids, self.images.to(device, non_blocking=True), self.target_ids.to(device), self.reports)
+
+
+def image_transform(data: dict[str, Any], train: bool) -> Any:
+    """The protocol's image transform for training or evaluation."""
+    from torchvision import transforms as T
+
+    size = data["image_size"]
+    steps: list[Any]
+    if train:
+        steps = [T.Resize(data["train_resize"]), T.RandomCrop(size)]
+        if data["flip"]:
+            steps.append(T.RandomHorizontalFlip())
+    else:
+        steps = [T.Resize((size, size))]
+    return T.Compose([*steps, T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def encode_target(tokenizer: Tokenizer, report: str, max_len: int) -> list[int]:
+    words = tokenizer.encode(report)[: max_len - 1]
+    return [tokenizer.bos_id, *words, tokenizer.eos_id]
+
+
+class StudyDataset(Dataset):
+    """Studies of one split as (id, images [V, 3, H, W], target ids, raw report)."""
+
+    def __init__(self, studies: Sequence[Study], image_root: Path, tokenizer: Tokenizer, data: dict[str, Any],
+                 train: bool) -> None:
+        self.studies, self.image_root, self.tokenizer = list(studies), Path(image_root), tokenizer
+        self.max_len = data["max_len"]
+        self.transform = image_transform(data, train)
+
+    def __len__(self) -> int:
+        return len(self.studies)
+
+    def __getitem__(self, index: int) -> tuple[str, torch.Tensor, list[int], str]:
+        study = self.studies[index]
+        views = [self.transform(load_image(self.image_root / rel)) for rel in study.image_paths]
+        return study.id, torch.stack(views), encode_target(self.tokenizer, study.report, self.max_len), study.report
+
+
+def collate(items: list[tuple[str, torch.Tensor, list[int], str]], pad_id: int) -> Batch:
+    width = max(len(ids) for _, _, ids, _ in items)
+    targets = torch.full((len(items), width), pad_id, dtype=torch.long)
+    for row, (_, _, ids, _) in enumerate(items):
+        targets[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return Batch([i for i, _, _, _ in items], torch.stack([img for _, img, _, _ in items]), targets,
+                 [r for _, _, _, r in items])
+
+
+def make_loader(dataset: StudyDataset, batch_size: int, shuffle: bool, num_workers: int, seed: int,
+                sampler: Any = None) -> DataLoader:
+    """A DataLoader with a seeded shuffle (so runs and resumes are reproducible)."""
+    generator = torch.Generator().manual_seed(seed)
+    pad_id = dataset.tokenizer.pad_id
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                      num_workers=num_workers, generator=generator,
+                      collate_fn=lambda items: collate(items, pad_id), persistent_workers=False)

@@ -1,0 +1,131 @@
+"""The composed report generator: encoder -> memory -> alignment -> decoder, and its loss.
+
+``L = L_gen + sum_k w_k * L_k`` where ``L_gen`` is token cross-entropy (padding ignored) and the
+auxiliary terms come from components (``align`` from the alignment module); every term is returned
+by name so training logs them separately. The weights come from ``loss.weights`` (default 1.0).
+The model knows components only through the contracts in :mod:`rrgbench.components`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rrgbench.components import (
+    Alignment,
+    BuildContext,
+    Decoder,
+    Encoder,
+    Memory,
+    MemoryOutput,
+    TrainingSummary,
+)
+from rrgbench.config import COMPONENT_KINDS, RunConfig
+from rrgbench.options import validate
+from rrgbench.plugins import Registry
+
+
+@dataclass
+class ModelOutput:
+    loss: torch.Tensor
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    logits: torch.Tensor | None = None
+
+
+class ReportGenerator(nn.Module):
+    """Four components and the glue between them."""
+
+    def __init__(self, encoder: Encoder, memory: Memory, alignment: Alignment, decoder: Decoder,
+                 context: BuildContext, loss_weights: dict[str, float] | None = None) -> None:
+        super().__init__()
+        self.encoder, self.memory, self.alignment, self.decoder = encoder, memory, alignment, decoder
+        self.context = context
+        self.loss_weights = dict(loss_weights or {})
+
+    # -- pieces used by training and decoding -------------------------------------------------
+    def visual(self, images: torch.Tensor) -> MemoryOutput:
+        """Encode images and consolidate the visual tokens with the memory."""
+        feats = self.encoder(images)
+        if "visual" in self.memory.applies_to:
+            return self.memory(feats.tokens, "visual")
+        return MemoryOutput(consolidated=feats.tokens)
+
+    def embed_text(self, ids: torch.Tensor) -> tuple[torch.Tensor, MemoryOutput | None]:
+        """Word embeddings, consolidated by the memory when it applies to text (position-wise)."""
+        embeddings = self.decoder.embed(ids)
+        if "text" not in self.memory.applies_to:
+            return embeddings, None
+        out = self.memory(embeddings, "text", mask=ids != self.context.pad_id)
+        return out.consolidated, out
+
+    def prepare(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Everything decoding needs from the images (no report: only the visual branch exists)."""
+        visual = self.visual(images)
+        semantic = self.alignment(visual, None).semantic
+        return self.decoder.encode(visual.consolidated, semantic)
+
+    def step(self, encoded: dict[str, torch.Tensor], tokens: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
+        """Logits [B, vocab] for the next token after ``tokens`` [B] (incremental)."""
+        embeddings, _ = self.embed_text(tokens[:, None])
+        logits, cache = self.decoder.decode(encoded, embeddings, cache)
+        return logits[:, -1], cache
+
+    # -- training ----------------------------------------------------------------------------
+    def forward(self, images: torch.Tensor, target_ids: torch.Tensor) -> ModelOutput:
+        """Teacher-forced loss for ``target_ids`` [B, T] = bos w_1 ... w_n eos pad..."""
+        inputs, targets = target_ids[:, :-1], target_ids[:, 1:]
+        visual = self.visual(images)
+        embeddings, text = self.embed_text(inputs)
+        aligned = self.alignment(visual, text)
+        encoded = self.decoder.encode(visual.consolidated, aligned.semantic)
+        logits, _ = self.decoder.decode(encoded, embeddings)
+        gen = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
+                              ignore_index=self.context.pad_id)
+        terms = {"gen": gen}
+        if aligned.loss is not None:
+            terms["align"] = aligned.loss
+        loss = gen + sum(self.loss_weights.get(name, 1.0) * value for name, value in terms.items()
+                         if name != "gen")
+        return ModelOutput(loss=loss, terms=terms, logits=logits)
+
+    # -- data-driven initialisation ----------------------------------------------------------
+    def components_wanting_initialization(self) -> list[nn.Module]:
+        return [c for c in (self.memory, self.decoder) if c.wants_initialization()]
+
+    @torch.no_grad()
+    def summarize(self, batches: Any) -> TrainingSummary:
+        """Pooled visual features and mean word embeddings of the training set (eval mode)."""
+        was_training = self.training
+        self.eval()
+        visual, text, ids, study_ids = [], [], [], []
+        for batch in batches:
+            feats = self.encoder(batch.images.to(self._device()))
+            target = batch.target_ids.to(self._device())
+            emb = self.decoder.embed(target)
+            mask = (target != self.context.pad_id).unsqueeze(-1).to(emb.dtype)
+            visual.append(feats.pooled.float().cpu())
+            text.append(((emb * mask).sum(1) / mask.sum(1).clamp(min=1)).float().cpu())
+            ids.append(target.cpu())
+            study_ids.extend(batch.ids)
+        self.train(was_training)
+        width = max(t.shape[1] for t in ids)
+        ids = [F.pad(t, (0, width - t.shape[1]), value=self.context.pad_id) for t in ids]
+        return TrainingSummary(torch.cat(visual), torch.cat(text), torch.cat(ids), study_ids)
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+def build_model(registry: Registry, config: RunConfig, context: BuildContext) -> ReportGenerator:
+    """Instantiate the recipe's components from their registered factories."""
+    parts = {}
+    for kind in COMPONENT_KINDS:
+        entry = registry.get(kind, config.components[kind])
+        options = validate(entry.options, config.sections[kind], f"{kind} '{entry.name}'")
+        parts[kind] = entry.load()(options, context)
+    return ReportGenerator(parts["encoder"], parts["memory"], parts["alignment"], parts["decoder"], context,
+                           loss_weights=config.sections["loss"]["weights"])
