@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="override an option, e.g. --set memory.size=4096 (repeatable)")
     run.add_argument("--allow-missing", action="store_true", help="skip studies whose images are absent")
     run.add_argument("--labeler", default="chexpert-rules", help="labeler for clinical-efficacy metrics")
+    run.add_argument("--skip", action="append", default=[], metavar="METRIC",
+                     help="do not compute this metric key (e.g. meteor); recorded as unavailable, never as 0")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(handler=cmd_run)
 
@@ -65,8 +67,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rrgbench.config import resolve_config
     from rrgbench.options import parse_assignments
     from rrgbench.plugins import registry
-    from rrgbench.scoring import ScoringContext
-    from rrgbench.train import RunRequest, run_training
 
     overrides = parse_assignments(args.overrides)
     if args.epochs is not None:
@@ -74,14 +74,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.allow_missing:
         overrides["data.allow_missing"] = "true"
     reg = registry()
-    for seed in _seeds(args.seed):
-        config = resolve_config(reg, args.model, args.dataset, overrides, profile=args.profile, seed=seed)
+    configs = [resolve_config(reg, args.model, args.dataset, overrides, profile=args.profile, seed=seed)
+               for seed in _seeds(args.seed)]  # every config is validated before anything heavy is imported
+    from rrgbench.scoring import ScoringContext
+    from rrgbench.train import RunRequest, run_training
+
+    for config in configs:
         request = RunRequest(data_dir=args.data_dir, out=Path(args.out), device=args.device,
                              progress=not args.no_progress and sys.stderr.isatty(), log=_echo,
-                             scoring=ScoringContext(labeler=args.labeler))
+                             scoring=ScoringContext(labeler=args.labeler, skip=frozenset(_split(args.skip))))
         run = run_training(reg, config, request)
         _echo(f"results: {run.path / 'results.json'}")
     return 0
+
+
+def _split(values: list[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
 def _seeds(text: str) -> list[int]:

@@ -27,6 +27,7 @@ class ScoringContext:
     seed: int = 0
     registry: Registry | None = None
     output_dir: Path | None = None
+    skip: frozenset[str] = frozenset()  # metric keys the user chose not to compute (recorded as unavailable)
     protocol: dict[str, Any] = field(default_factory=dict)  # metric groups add what they used
 
 
@@ -64,13 +65,22 @@ def score(predictions: Sequence[str], references: Sequence[str], context: Scorin
     results: dict[str, MetricResult] = {}
     for name in metric_groups(registry, groups):
         entry = registry.get("metric", name)
+        keys = tuple(entry.extra.get("keys", (name,)))
+        if keys and all(key in context.skip for key in keys):
+            results.update({key: _skipped(key) for key in keys})
+            continue
         try:
-            results.update(entry.load()(list(predictions), list(references), context))
+            computed = entry.load()(list(predictions), list(references), context)
         except UnavailableError as exc:
-            for key in entry.extra.get("keys", (name,)):
-                results[key] = MetricResult.missing(str(exc))
+            computed = {key: MetricResult.missing(str(exc)) for key in keys}
+        computed.update({key: _skipped(key) for key in keys if key in context.skip})
+        results.update(computed)
     records = {key: record(result, context, with_ci) for key, result in results.items()}
     return Scores(results, records, dict(context.protocol))
+
+
+def _skipped(key: str) -> MetricResult:
+    return MetricResult.missing(f"skipped on request (--skip {key})")
 
 
 def record(result: MetricResult, context: ScoringContext, with_ci: bool) -> dict[str, Any]:

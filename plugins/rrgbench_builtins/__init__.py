@@ -2,7 +2,8 @@
 
 Registered here: the ``timm`` encoder, the ``none`` memory and alignment, the ``transformer``
 decoder, the ``transformer`` recipe (R2Gen's BASE model), the ``synthetic``, ``iu-xray`` and
-``mimic-cxr`` datasets, and the ``nlg`` metric group.
+``mimic-cxr`` datasets, the ``nlg`` and ``clinical`` metric groups and the ``chexpert-rules``
+labeler.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from rrgbench_builtins.schemas import (
 )
 
 NLG_KEYS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider")
+CE_KEYS = ("ce_precision_micro", "ce_recall_micro", "ce_f1_micro", "ce_precision_macro", "ce_recall_macro",
+           "ce_f1_macro", "ce_f1_micro_5", "ce_f1_macro_5")
 
 
 @hookimpl
@@ -70,3 +73,12 @@ def rrgbench_register_datasets(register):
 def rrgbench_register_metrics(register):
     register("nlg", "rrgbench_builtins.metrics:nlg", keys=NLG_KEYS,
              description="pycocoevalcap BLEU-1..4, METEOR (Java), ROUGE-L, CIDEr-D on cleaned, untruncated text")
+    register("clinical", "rrgbench_builtins.metrics:clinical", keys=CE_KEYS,
+             description="CheXpert-label precision/recall/F1 (micro, macro, 14 and 5 observations) of the "
+                         "generated vs the reference reports, with the run's labeler")
+
+
+@hookimpl
+def rrgbench_register_labelers(register):
+    register("chexpert-rules", "rrgbench_builtins.metrics:chexpert_rules", options=NoOptions,
+             description="offline rule-based CheXpert-style labeler (CheXpert phrase lists, NegBio patterns)")

@@ -76,14 +76,18 @@ class PrepareSummary:
         """A few lines for the terminal: where the annotation went, counts per split, drops, notes."""
         lines = [f"{self.dataset}: wrote {self.annotation_path}"]
         for split in SPLITS:
-            lines.append(
-                f"  {split}: {self.studies.get(split, 0)} studies, {self.entries.get(split, 0)} entries"
-            )
+            studies = _plural(self.studies.get(split, 0), "study", "studies")
+            entries = _plural(self.entries.get(split, 0), "entry", "entries")
+            lines.append(f"  {split}: {studies}, {entries}")
         if self.dropped:
             reasons = ", ".join(f"{reason} ({n})" for reason, n in self.dropped.items())
-            lines.append(f"  dropped {sum(self.dropped.values())} studies: {reasons}")
+            lines.append(f"  dropped {_plural(sum(self.dropped.values()), 'study', 'studies')}: {reasons}")
         lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
+
+
+def _plural(n: int, singular: str, plural: str) -> str:
+    return f"{n} {singular if n == 1 else plural}"
 
 
 # ---------------------------------------------------------------------------------------------- sections
@@ -93,8 +97,8 @@ def report_sections(text: str) -> dict[str, str]:
     """Split a MIMIC-CXR report into ``{HEADER: folded text}`` by the header rule in the module docstring."""
     matches = list(_HEADER.finditer(text))
     sections: dict[str, str] = {}
-    for match, following in zip(matches, [*matches[1:], None], strict=True):
-        end = following.start() if following is not None else len(text)
+    for i, match in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
         body = " ".join(text[match.end() : end].split())
         name = " ".join(match.group(1).split())
         if body and not sections.get(name):
@@ -226,6 +230,15 @@ def prepare_mimic_cxr(
     rows = _read_split_csv(Path(split_csv))
     dropped: Counter[str] = Counter()
     reports = _mimic_reports(rows, _files_root(reports_dir), section, dropped)
+    by_split, missing_images = _mimic_entries(rows, reports, images_dir)
+    notes = _missing_note(missing_images, "listed", images_dir)
+    return _finish("mimic-cxr", by_split, out_dir, dropped, notes, _mimic_study_counts(rows, reports))
+
+
+def _mimic_entries(
+    rows: list[_MimicRow], reports: dict[str, str], images_dir: Path
+) -> tuple[dict[str, list[Study]], int]:
+    """One entry per image of a kept study, and the number of those images absent from ``images_dir``."""
     prefix = Path("files") if (images_dir / "files").is_dir() else Path()
     by_split: dict[str, list[Study]] = {split: [] for split in SPLITS}
     missing_images = 0
@@ -236,8 +249,13 @@ def prepare_mimic_cxr(
         missing_images += not (images_dir / relative).is_file()
         study = Study(row.dicom_id, reports[row.study_id], (relative.as_posix(),), row.split)
         by_split[row.split].append(study)
-    notes = [f"{missing_images} listed images are not under {images_dir}"] if missing_images else []
-    return _finish("mimic-cxr", by_split, out_dir, dropped, notes, _mimic_study_counts(rows, reports))
+    return by_split, missing_images
+
+
+def _missing_note(n: int, how: str, images_dir: Path) -> list[str]:
+    if not n:
+        return []
+    return [f"{_plural(n, f'{how} image is', f'{how} images are')} not under {images_dir}"]
 
 
 def _mimic_study_counts(rows: list[_MimicRow], reports: dict[str, str]) -> dict[str, int]:
@@ -355,7 +373,16 @@ def prepare_iu_xray(reports_dir: Path, images_dir: Path, out_dir: Path, seed: in
         )
     dropped: Counter[str] = Counter()
     candidates = _iu_candidates(xml_files, dropped)
-    splits = assign_splits(list(candidates), seed)
+    by_split, missing_images = _iu_entries(candidates, assign_splits(list(candidates), seed), images_dir)
+    notes = _missing_note(missing_images, "referenced", images_dir)
+    studies = {split: len(by_split[split]) for split in SPLITS}
+    return _finish("iu-xray", by_split, out_dir, dropped, notes, studies)
+
+
+def _iu_entries(
+    candidates: dict[str, _OpeniReport], splits: dict[str, str], images_dir: Path
+) -> tuple[dict[str, list[Study]], int]:
+    """One entry per study (sorted by id within a split) and the number of images absent from images_dir."""
     by_split: dict[str, list[Study]] = {split: [] for split in SPLITS}
     missing_images = 0
     for study_id in sorted(candidates):
@@ -363,6 +390,4 @@ def prepare_iu_xray(reports_dir: Path, images_dir: Path, out_dir: Path, seed: in
         paths = tuple(f"{image_id}.png" for image_id in report.image_ids)
         missing_images += sum(not (images_dir / p).is_file() for p in paths)
         by_split[splits[study_id]].append(Study(study_id, report.findings, paths, splits[study_id]))
-    notes = [f"{missing_images} referenced images are not under {images_dir}"] if missing_images else []
-    studies = {split: len(by_split[split]) for split in SPLITS}
-    return _finish("iu-xray", by_split, out_dir, dropped, notes, studies)
+    return by_split, missing_images

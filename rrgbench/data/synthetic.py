@@ -18,10 +18,11 @@ Design decisions
 * Difficulty in [0, 1] changes only the image: finding contrast and size, noise, pose jitter, how
   close the normal and mild cardiothoracic ratios are, and the share of subtle (low-contrast) findings.
   The label distribution and the reports are the same at every difficulty, so scores are comparable.
-* Label model (marginal prevalences at the defaults, measured on 20k studies): cardiomegaly ~31%,
-  pleural effusion ~30%, edema ~18%, pneumothorax ~10%, consolidation ~24%, nodule ~11%, support
-  devices ~26%; ~25% of studies are normal. Edema follows cardiomegaly and effusion; support devices
-  follow pneumothorax and consolidation.
+* Label model (marginal prevalences, measured on 20k studies; independent of difficulty):
+  cardiomegaly 32%, pleural effusion 31%, pneumothorax 12%, consolidation 27%, nodule 13%, edema 19%,
+  support devices 29%; 25% of studies are normal. Edema follows cardiomegaly and effusion
+  (P(edema | cardiomegaly) 0.41 vs 0.09 without); support devices follow pneumothorax (0.65 vs 0.24)
+  and consolidation (0.47).
 * Reports. Every finding of an abnormal study is stated, positively or negated (a negated support
   device sentence is sometimes left out, as real reports do). Each statement has 2-4 paraphrases and
   the sentence order is partly random, so even a perfect image reader stays well below BLEU 1.
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -44,7 +46,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from rrgbench.errors import ConfigError
+from rrgbench.errors import ConfigError, DataError
 
 GENERATOR_VERSION = 1
 """Bump when the output for a given spec changes; it is part of the fingerprint (the cache key)."""
@@ -177,7 +179,6 @@ class SyntheticCase:
     anatomy: Anatomy
     texture_seed: int
     normal: bool = False
-    extra: dict[str, float] = field(default_factory=dict)
 
     def detail(self, name: str) -> Finding | None:
         """The drawn detail of a present finding, or None when it is absent."""
@@ -222,15 +223,15 @@ def _sample_labels(rng: np.random.Generator) -> tuple[dict[str, int], bool]:
 
 def _sample_abnormal(rng: np.random.Generator) -> dict[str, int]:
     u = rng.random(7)
-    cardio = int(u[0] < 0.36)
+    cardio = int(u[0] < 0.33)
     effusion = int(u[1] < 0.22 + 0.30 * cardio)
     edema = int(u[2] < 0.04 + 0.26 * cardio + 0.22 * effusion)
     ptx = int(u[3] < 0.12)
-    cons = int(u[4] < 0.30)
+    cons = int(u[4] < 0.28)
     nodule = int(u[5] < 0.14)
     devices = int(u[6] < 0.18 + 0.40 * ptx + 0.25 * cons)
     values = (cardio, effusion, ptx, cons, nodule, edema, devices)
-    return dict(zip(FINDINGS, values))
+    return dict(zip(FINDINGS, values, strict=True))
 
 
 def _contrast_scale(difficulty: float) -> float:
@@ -308,9 +309,10 @@ def _detail_pneumothorax(rng: np.random.Generator, d: float) -> Finding:
 def _detail_consolidation(rng: np.random.Generator, d: float) -> Finding:
     side = _pick(rng, ("right", "left"))
     zone = _pick(rng, ("upper", "lower"), (0.35, 0.65))
-    return Finding("consolidation", side=side, zone=zone, extent=float(rng.uniform(0.16, 0.22) * (1.1 - 0.2 * d)),
-                   conspicuity=_conspicuity(rng, d), dx=float(rng.uniform(-0.06, 0.06)),
-                   dy=float(rng.uniform(-0.05, 0.05)), seed=int(rng.integers(2**31)))
+    radius = float(rng.uniform(0.16, 0.22)) * (1.1 - 0.2 * d)
+    return Finding("consolidation", side=side, zone=zone, extent=radius, conspicuity=_conspicuity(rng, d),
+                   dx=float(rng.uniform(-0.06, 0.06)), dy=float(rng.uniform(-0.05, 0.05)),
+                   seed=int(rng.integers(2**31)))
 
 
 def _detail_nodule(rng: np.random.Generator, d: float) -> Finding:
@@ -325,7 +327,8 @@ def _detail_nodule(rng: np.random.Generator, d: float) -> Finding:
 
 def _detail_edema(rng: np.random.Generator, d: float) -> Finding:
     grade = _pick(rng, ("mild", "moderate"), (0.55, 0.45))
-    return Finding("edema", grade=grade, extent=0.5 if grade == "mild" else 1.0, conspicuity=_conspicuity(rng, d))
+    extent = 0.5 if grade == "mild" else 1.0
+    return Finding("edema", grade=grade, extent=extent, conspicuity=_conspicuity(rng, d))
 
 
 def _detail_devices(rng: np.random.Generator, d: float) -> Finding:
@@ -383,7 +386,11 @@ def _sample_anatomy(rng: np.random.Generator, d: float) -> Anatomy:
 
 def sample_case(spec: SyntheticSpec, split: str, index: int) -> SyntheticCase:
     """The labels, finding details and anatomy of study ``index`` of ``split`` (no pixels, no words)."""
-    label_rng, anatomy_rng, texture_rng, _ = _streams(spec, split, index)
+    return _case_from_streams(spec, _streams(spec, split, index))
+
+
+def _case_from_streams(spec: SyntheticSpec, streams: list[np.random.Generator]) -> SyntheticCase:
+    label_rng, anatomy_rng, texture_rng = streams[:3]
     labels, normal = _sample_labels(label_rng)
     d = float(spec.difficulty)
     details = tuple(_DETAILS[name](label_rng, d) for name in FINDINGS if labels[name])
@@ -398,29 +405,42 @@ def sample_case(spec: SyntheticSpec, split: str, index: int) -> SyntheticCase:
 
 @dataclass(frozen=True)
 class _Canvas:
-    """Patient coordinates of every pixel (after pose) and the soft-edge width of one pixel."""
+    """Patient coordinates of every pixel (after pose), the pose itself and the size of one pixel."""
 
     x: np.ndarray
     y: np.ndarray
     px: float
+    anatomy: Anatomy
+    cache: dict[str, np.ndarray] = field(default_factory=dict, compare=False)
 
     def step(self, signed: np.ndarray, width: float = 1.0) -> np.ndarray:
-        """Soft indicator of ``signed > 0`` with an edge about ``width`` pixels wide."""
-        return 0.5 * (1.0 + np.tanh(signed / (self.px * width)))
+        """Soft indicator of ``signed > 0``: a linear ramp about ``width`` pixels wide (anti-aliasing)."""
+        ramp = signed * np.float32(1.0 / (self.px * width))
+        ramp += np.float32(0.5)
+        np.maximum(ramp, np.float32(0.0), out=ramp)
+        return np.minimum(ramp, np.float32(1.0), out=ramp)
 
     def ellipse(self, cx: float, cy: float, a: float, b: float, width: float = 1.0) -> np.ndarray:
         r = np.sqrt(((self.x - cx) / a) ** 2 + ((self.y - cy) / b) ** 2)
         return self.step((1.0 - r) * min(a, b), width)
+
+    def to_pixels(self, points: np.ndarray) -> np.ndarray:
+        """Patient coordinates ``[K, 2]`` to (row, col) pixel coordinates ``[K, 2]`` (inverse pose)."""
+        a = self.anatomy
+        cos, sin = math.cos(a.angle), math.sin(a.angle)
+        gx = a.shift[0] + a.scale * (cos * points[:, 0] - sin * points[:, 1])
+        gy = a.shift[1] + a.scale * (sin * points[:, 0] + cos * points[:, 1])
+        return np.stack([(gy + 1.0) / self.px - 0.5, (gx + 1.0) / self.px - 0.5], axis=1)
 
 
 def _canvas(size: int, anatomy: Anatomy) -> _Canvas:
     c = (np.arange(size, dtype=np.float32) + 0.5) / size * 2.0 - 1.0
     gy, gx = np.meshgrid(c, c, indexing="ij")
     tx, ty = anatomy.shift
-    cos, sin = np.cos(anatomy.angle), np.sin(anatomy.angle)
+    cos, sin = math.cos(anatomy.angle), math.sin(anatomy.angle)
     x = (cos * (gx - tx) + sin * (gy - ty)) / anatomy.scale
     y = (-sin * (gx - tx) + cos * (gy - ty)) / anatomy.scale
-    return _Canvas(x.astype(np.float32), y.astype(np.float32), 2.0 / size)
+    return _Canvas(x.astype(np.float32), y.astype(np.float32), 2.0 / size, anatomy)
 
 
 def side_sign(side: str) -> float:
@@ -436,23 +456,36 @@ def _diaphragm_y(anatomy: Anatomy, side: str, xm: np.ndarray) -> np.ndarray:
     """Hemidiaphragm height at lateral coordinate ``xm`` (dome highest mid-hemithorax)."""
     base = anatomy.dia_right if side == "right" else anatomy.dia_left
     u = (xm - 0.42 * anatomy.thorax_hw) / (0.62 * anatomy.thorax_hw)
-    return base - anatomy.dome * (1.0 - np.clip(u, -1.2, 1.2) ** 2) + 0.06
+    return base - anatomy.dome * (1.0 - np.clip(u, -1.0, 1.0) ** 2) + 0.06
 
 
-def _lung_signed(cv: _Canvas, anatomy: Anatomy, side: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Approximate signed distance (positive inside) to one hemithorax's air space."""
+def _lung_signed(
+    cv: _Canvas, anatomy: Anatomy, side: str, x: np.ndarray, y: np.ndarray, medial_wall: bool = True
+) -> np.ndarray:
+    """Approximate signed distance (positive inside) to one hemithorax's air space.
+
+    Without ``medial_wall`` the shape is open towards the mediastinum (a collapsed lung stays attached
+    at the hilum).
+    """
     xm = x * side_sign(side)
     hw = anatomy.thorax_hw
     bottom = _diaphragm_y(anatomy, side, xm)
-    top = anatomy.apex_y + 2.2 * np.maximum(xm - 0.36 * hw, 0.0) ** 2 + 2.5 * np.maximum(0.36 * hw - xm, 0.0) ** 2
+    apex_x = 0.36 * hw
+    top = anatomy.apex_y + 2.2 * np.maximum(xm - apex_x, 0.0) ** 2 + 2.5 * np.maximum(apex_x - xm, 0.0) ** 2
     height = np.clip((y - anatomy.apex_y) / (bottom - anatomy.apex_y + 1e-3), 0.0, 1.0)
-    lateral = hw * (0.5 + 0.5 * height**0.35)
-    medial = 0.05 + 0.02 * height
-    return np.minimum.reduce([y - top, bottom - y, lateral - xm, xm - medial])
+    lateral = hw * (0.5 + 0.5 * np.sqrt(np.sqrt(height)))
+    bounds = [y - top, bottom - y, lateral - xm]
+    if medial_wall:
+        bounds.append(xm - (0.05 + 0.02 * height))
+    return np.minimum.reduce(bounds)
 
 
 def _lung(cv: _Canvas, anatomy: Anatomy, side: str) -> np.ndarray:
-    return cv.step(_lung_signed(cv, anatomy, side, cv.x, cv.y), 1.2)
+    """Soft mask of one hemithorax's air space (cached on the canvas; do not modify)."""
+    key = f"lung_{side}"
+    if key not in cv.cache:
+        cv.cache[key] = cv.step(_lung_signed(cv, anatomy, side, cv.x, cv.y), 1.2)
+    return cv.cache[key]
 
 
 def _hilum(anatomy: Anatomy, side: str) -> tuple[float, float]:
@@ -472,10 +505,10 @@ def _heart_geometry(case: SyntheticCase) -> tuple[float, float, float, float]:
     cardio = case.detail("cardiomegaly")
     ctr = cardio.extent if cardio else anatomy.heart_ctr
     width = ctr * 2.0 * anatomy.thorax_hw
-    cos2, sin2 = np.cos(HEART_TILT) ** 2, np.sin(HEART_TILT) ** 2
-    long = 0.5 * width / float(np.sqrt(cos2 + HEART_ASPECT**2 * sin2))
+    cos2, sin2 = math.cos(HEART_TILT) ** 2, math.sin(HEART_TILT) ** 2
+    long = 0.5 * width / math.sqrt(cos2 + HEART_ASPECT**2 * sin2)
     short = HEART_ASPECT * long
-    vertical = long * float(np.sqrt(sin2 + HEART_ASPECT**2 * cos2))
+    vertical = long * math.sqrt(sin2 + HEART_ASPECT**2 * cos2)
     cx = -0.30 * width + 0.5 * width
     cy = anatomy.dia_left + 0.06 - 0.72 * vertical + anatomy.heart_dy
     return cx, cy, long, short
@@ -488,13 +521,42 @@ def heart_width(case: SyntheticCase) -> float:
     return (cardio.extent if cardio else anatomy.heart_ctr) * 2.0 * anatomy.thorax_hw
 
 
-def _heart(cv: _Canvas, case: SyntheticCase) -> np.ndarray:
+def _heart_radius(case: SyntheticCase, x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:
+    """Elliptical radius of points w.r.t. the heart outline (< 1 inside)."""
     cx, cy, long, short = _heart_geometry(case)
-    cos, sin = np.cos(HEART_TILT), np.sin(HEART_TILT)
-    dx, dy = cv.x - cx, cv.y - cy
+    cos, sin = math.cos(HEART_TILT), math.sin(HEART_TILT)
+    dx, dy = np.subtract(x, cx), np.subtract(y, cy)
     u, v = cos * dx + sin * dy, -sin * dx + cos * dy
-    r = np.sqrt((u / long) ** 2 + (v / short) ** 2)
-    return cv.step((1.0 - r) * short, 1.2)
+    return np.sqrt((u / long) ** 2 + (v / short) ** 2)
+
+
+def _heart(cv: _Canvas, case: SyntheticCase) -> np.ndarray:
+    short = _heart_geometry(case)[3]
+    return cv.step((1.0 - _heart_radius(case, cv.x, cv.y)) * short, 1.2)
+
+
+def _focal_center(
+    case: SyntheticCase, finding: Finding, frac: float, lateral: float, margin: float
+) -> tuple[float, float]:
+    """Centre of a focal finding in its lung zone, nudged laterally, then upwards, clear of the heart.
+
+    ``frac`` is the height in the hemithorax (0 apex, 1 costophrenic angle), ``lateral`` the distance
+    from the midline as a fraction of the thorax half-width.
+    """
+    anatomy = case.anatomy
+    s = side_sign(finding.side)
+    top, bottom = anatomy.apex_y, (anatomy.dia_right if finding.side == "right" else anatomy.dia_left) + 0.06
+    cy = top + frac * (bottom - top) + finding.dy
+    xm = lateral * anatomy.thorax_hw + finding.dx
+    short = _heart_geometry(case)[3]
+    for _ in range(40):
+        if float(_heart_radius(case, s * xm, cy)) > 1.0 + margin / short:
+            break
+        if xm < 0.8 * anatomy.thorax_hw - 0.5 * margin:
+            xm += 0.02
+        else:
+            cy -= 0.02
+    return s * xm, cy
 
 
 def _mediastinum(cv: _Canvas, anatomy: Anatomy) -> np.ndarray:
@@ -505,27 +567,40 @@ def _mediastinum(cv: _Canvas, anatomy: Anatomy) -> np.ndarray:
 
 
 def _body(cv: _Canvas, anatomy: Anatomy) -> np.ndarray:
-    hw = 0.93 + 0.05 * np.clip(cv.y, -1.0, 1.0)
-    return cv.step(hw - np.abs(cv.x), 2.0)
+    """Soft mask of the patient: the chest wall, widening into the shoulders at the top, and the arms
+    (less dense) beyond a thin air gap at the sides."""
+    hw = 0.91 + 0.05 * np.clip(cv.y, -1.0, 1.0) + 0.3 * np.clip((-0.55 - cv.y) / 0.3, 0.0, 1.0)
+    chest = cv.step(hw - np.abs(cv.x), 2.0)
+    arms = cv.step(np.abs(cv.x) - hw - 0.05, 2.0)
+    return chest + 0.75 * arms
 
 
 def _band_mask(cv: _Canvas, center: np.ndarray, half: float, width: float = 1.0) -> np.ndarray:
     return cv.step(half - np.abs(cv.y - center), width)
 
 
+def _rib_family(cv: _Canvas, anatomy: Anatomy, lift: np.ndarray, half: float) -> np.ndarray:
+    """Bands ``half`` thick along the curves ``y = rib_y0 + k * rib_step + lift`` for k = 0..10.
+
+    One periodic evaluation instead of a loop over ribs: the distance to the nearest curve of the
+    family is the distance of the fractional "rib index" to an integer.
+    """
+    index = (cv.y - anatomy.rib_y0 - lift) / anatomy.rib_step
+    nearest = np.clip(np.rint(index), 0.0, 10.0)
+    dist = np.abs(index - nearest) * anatomy.rib_step
+    return cv.step(half - dist, 1.0)
+
+
 def _ribs(cv: _Canvas, anatomy: Anatomy) -> np.ndarray:
-    """Posterior ribs (arching up then down laterally, with a bright lower cortex) and fainter anterior ribs."""
+    """Posterior ribs (arching up, then down laterally; bright lower cortex) and fainter anterior ribs."""
     ax = np.abs(cv.x)
     u = np.clip(ax / anatomy.thorax_hw, 0.0, 1.0)
     inside = cv.step(anatomy.thorax_hw + 0.08 - ax, 2.0) * cv.step(ax - 0.06, 1.5)
-    total = np.zeros_like(cv.x)
-    for k in range(11):
-        y0 = anatomy.rib_y0 + k * anatomy.rib_step
-        half = 0.028 + 0.0015 * k
-        post = y0 - 0.30 * u + (0.42 + 0.02 * k) * u**2
-        total += 0.6 * _band_mask(cv, post, half) + 0.3 * _band_mask(cv, post + half, 0.006, 0.8)
-        ant = y0 + 0.16 + 0.34 * (1.0 - u) ** 1.5
-        total += 0.22 * _band_mask(cv, ant, 0.03) * cv.step(u - 0.3, 3.0)
+    posterior = -0.30 * u + 0.45 * u**2
+    total = 0.6 * _rib_family(cv, anatomy, posterior, 0.032)
+    total += 0.3 * _rib_family(cv, anatomy, posterior + 0.032, 0.006)
+    anterior = 0.16 + 0.34 * (1.0 - u) ** 1.5
+    total += 0.22 * _rib_family(cv, anatomy, anterior, 0.03) * cv.step(u - 0.3, 3.0)
     return total * inside * (1.0 - 0.7 * _below_diaphragm(cv, anatomy))
 
 
@@ -538,7 +613,7 @@ def _clavicles(cv: _Canvas, anatomy: Anatomy) -> np.ndarray:
 
 def _spine(cv: _Canvas, anatomy: Anatomy) -> np.ndarray:
     body = cv.step(0.085 - np.abs(cv.x), 1.5)
-    discs = 0.75 + 0.25 * np.cos((cv.y - anatomy.rib_y0) / anatomy.rib_step * 2.0 * np.pi)
+    discs = 0.75 + 0.25 * np.cos((cv.y - anatomy.rib_y0) * (2.0 * math.pi / anatomy.rib_step))
     pedicles = cv.step(0.02 - np.abs(np.abs(cv.x) - 0.06), 1.0) * (discs > 0.9)
     return body * discs + 0.3 * pedicles
 
@@ -552,29 +627,30 @@ def _shoulders(cv: _Canvas, anatomy: Anatomy) -> np.ndarray:
 def _trachea(cv: _Canvas, anatomy: Anatomy) -> np.ndarray:
     carina = _carina_y(anatomy)
     tube = cv.step(0.035 - np.abs(cv.x - 0.01), 1.2) * cv.step(carina - cv.y, 1.5)
-    bronchi = np.zeros_like(cv.x)
-    for s in (-1.0, 1.0):
-        along = cv.y - carina
-        center = 0.01 + s * 0.9 * np.clip(along, 0.0, None)
-        bronchi += cv.step(0.025 - np.abs(cv.x - center), 1.0) * cv.step(along, 1.0) * cv.step(0.14 - along, 1.5)
-    return np.clip(tube + bronchi, 0.0, 1.0)
+    along = cv.y - carina
+    offset = np.abs(np.abs(cv.x - 0.01) - 0.9 * np.maximum(along, 0.0))
+    bronchi = cv.step(0.025 - offset, 1.0) * cv.step(along, 1.0) * cv.step(0.14 - along, 1.5)
+    return np.minimum(tube + bronchi, 1.0)
 
 
 def _carina_y(anatomy: Anatomy) -> float:
     return anatomy.apex_y + 0.42
 
 
-def _band_noise(rng: np.random.Generator, size: int, fine: float, coarse: float) -> np.ndarray:
-    """Band-pass Gaussian noise with unit standard deviation (scales in fractions of the image size)."""
-    white = rng.standard_normal((size, size)).astype(np.float32)
-    band = ndimage.gaussian_filter(white, size * fine) - ndimage.gaussian_filter(white, size * coarse)
-    return band / (float(band.std()) + 1e-6)
+def _smooth_noise(rng: np.random.Generator, size: int, scale: float) -> np.ndarray:
+    """Gaussian-filtered white noise with unit standard deviation (``scale`` in fractions of the size)."""
+    sigma = size * scale
+    white = rng.standard_normal((size, size), dtype=np.float32)
+    smooth = ndimage.gaussian_filter(white, sigma, truncate=2.5)
+    smooth *= np.float32(2.0 * math.sqrt(math.pi) * sigma)  # 1 / std of white noise filtered in 2-D
+    return smooth
 
 
 def _texture(cv: _Canvas, anatomy: Anatomy, rng: np.random.Generator, size: int) -> np.ndarray:
-    """Lung markings: a vessel-like ridge network that thickens towards each hilum, plus fine noise."""
-    ridges = np.exp(-((_band_noise(rng, size, 1 / 70, 1 / 18) / 0.28) ** 2))
-    fine = _band_noise(rng, size, 1 / 160, 1 / 50)
+    """Lung markings: a vessel-like ridge network (zero crossings of smooth noise) that thickens
+    towards each hilum, plus fine parenchymal noise."""
+    ridges = np.exp(-((_smooth_noise(rng, size, 1 / 70) / 0.3) ** 2))
+    fine = _smooth_noise(rng, size, 1 / 160)
     hilar = np.zeros_like(cv.x)
     for side in ("right", "left"):
         hx, hy = _hilum(anatomy, side)
@@ -584,14 +660,41 @@ def _texture(cv: _Canvas, anatomy: Anatomy, rng: np.random.Generator, size: int)
 
 
 def _polyline(cv: _Canvas, points: np.ndarray, half: float) -> np.ndarray:
-    """Soft mask of a thick polyline through ``points`` ([K, 2]) in patient coordinates."""
-    a, b = points[:-1], points[1:]
-    seg = b - a
+    """Soft mask of a thick polyline through ``points`` ([K, 2], patient coordinates).
+
+    Exact distances are computed only for pixels near the path (found by rasterising it densely), so
+    the cost scales with the path length, not the image area.
+    """
+    size = cv.x.shape[0]
+    out = np.zeros_like(cv.x)
+    near = _pixels_near(cv, points, half)
+    if near.size == 0:
+        return out
+    px, py = cv.x.ravel()[near][:, None], cv.y.ravel()[near][:, None]
+    a, seg = points[:-1], points[1:] - points[:-1]
     length2 = np.maximum((seg**2).sum(axis=1), 1e-9)
-    px, py = cv.x[..., None], cv.y[..., None]
     t = np.clip(((px - a[:, 0]) * seg[:, 0] + (py - a[:, 1]) * seg[:, 1]) / length2, 0.0, 1.0)
-    dist = np.sqrt((px - a[:, 0] - t * seg[:, 0]) ** 2 + (py - a[:, 1] - t * seg[:, 1]) ** 2).min(axis=-1)
-    return cv.step(half - dist, 0.8)
+    dist = np.sqrt((px - a[:, 0] - t * seg[:, 0]) ** 2 + (py - a[:, 1] - t * seg[:, 1]) ** 2).min(axis=1)
+    out.reshape(-1)[near] = cv.step(half - dist, 0.8)
+    return out.reshape(size, size)
+
+
+def _pixels_near(cv: _Canvas, points: np.ndarray, half: float) -> np.ndarray:
+    """Flat indices of the pixels within ``half`` (+2 px) of the polyline."""
+    size = cv.x.shape[0]
+    pix = cv.to_pixels(points)
+    steps = np.maximum(np.ceil(np.linalg.norm(np.diff(pix, axis=0), axis=1) * 2.0), 1).astype(int)
+    dense = np.concatenate(
+        [pix[i] + np.linspace(0.0, 1.0, n, endpoint=False)[:, None] * (pix[i + 1] - pix[i])
+         for i, n in enumerate(steps)] + [pix[-1:]]
+    )
+    reach = int(np.ceil(half / cv.px)) + 2
+    offsets = np.arange(-reach, reach + 1)
+    rows = (np.rint(dense[:, 0])[:, None, None] + offsets[None, :, None]).astype(int)
+    cols = (np.rint(dense[:, 1])[:, None, None] + offsets[None, None, :]).astype(int)
+    rows, cols = np.broadcast_arrays(rows, cols)
+    ok = (rows >= 0) & (rows < size) & (cols >= 0) & (cols < size)
+    return np.unique(rows[ok] * size + cols[ok])
 
 
 def _curve(*control: tuple[float, float], n: int = 14) -> np.ndarray:
@@ -613,7 +716,7 @@ def _device_paths(case: SyntheticCase, kind: str) -> list[tuple[np.ndarray, floa
     anatomy = case.anatomy
     carina = _carina_y(anatomy)
     cx, cy, long, _ = _heart_geometry(case)
-    apex = (cx + 0.45 * long * float(np.cos(HEART_TILT)), cy + 0.45 * long * float(np.sin(HEART_TILT)))
+    apex = (cx + 0.45 * long * math.cos(HEART_TILT), cy + 0.45 * long * math.sin(HEART_TILT))
     if kind == "ett":
         return [(_curve((0.01, -1.05), (0.012, carina - 0.12)), 0.014, 0.55)]
     if kind == "ngt":
@@ -650,9 +753,10 @@ def _effusion(cv: _Canvas, case: SyntheticCase, fraction: float, side: str) -> n
     xm = cv.x * side_sign(side)
     lowest = (anatomy.dia_right if side == "right" else anatomy.dia_left) + 0.06
     height = lowest - anatomy.apex_y
-    level = lowest - fraction * height - 0.2 * fraction * (xm / anatomy.thorax_hw) ** 2
-    depth = np.clip((cv.y - level) / (fraction * height + 1e-3), 0.0, 1.0)
-    return cv.step(xm - 0.04, 1.0) * cv.step(cv.y - level, 1.6) * (0.6 + 0.4 * depth)
+    meniscus = 0.35 * fraction * height * (np.maximum(xm, 0.0) / anatomy.thorax_hw) ** 2
+    level = lowest - fraction * height - meniscus
+    depth = np.clip((cv.y - level) / (0.5 * fraction * height + 1e-3), 0.0, 1.0)
+    return cv.step(xm - 0.04, 1.0) * cv.step(cv.y - level, 3.0 + 6.0 * fraction) * (0.4 + 0.6 * depth)
 
 
 def _pneumothorax_regions(cv: _Canvas, case: SyntheticCase, finding: Finding) -> tuple[np.ndarray, ...]:
@@ -661,7 +765,7 @@ def _pneumothorax_regions(cv: _Canvas, case: SyntheticCase, finding: Finding) ->
     hx, hy = _hilum(anatomy, finding.side)
     s = finding.extent
     lung = _lung(cv, anatomy, finding.side)
-    signed = _lung_signed(cv, anatomy, finding.side, hx + (cv.x - hx) / s, hy + (cv.y - hy) / s) * s
+    signed = _lung_signed(cv, anatomy, finding.side, hx + (cv.x - hx) / s, hy + (cv.y - hy) / s, False) * s
     collapsed = cv.step(signed, 1.0)
     gap = np.clip(lung - collapsed, 0.0, 1.0)
     line = cv.step(cv.px * 0.9 - np.abs(signed), 0.6) * lung
@@ -670,15 +774,9 @@ def _pneumothorax_regions(cv: _Canvas, case: SyntheticCase, finding: Finding) ->
 
 def _consolidation(cv: _Canvas, case: SyntheticCase, finding: Finding, size: int) -> np.ndarray:
     anatomy = case.anatomy
-    s = side_sign(finding.side)
-    top, bottom = anatomy.apex_y, (anatomy.dia_right if finding.side == "right" else anatomy.dia_left)
-    frac = 0.3 if finding.zone == "upper" else 0.78
-    cy = top + frac * (bottom - top) + finding.dy
-    cx = s * (0.45 * anatomy.thorax_hw + finding.dx)
     r = finding.extent
-    noise = np.random.default_rng(finding.seed).standard_normal((size, size)).astype(np.float32)
-    noise = ndimage.gaussian_filter(noise, size / 40.0)
-    noise /= float(noise.std()) + 1e-6
+    cx, cy = _focal_center(case, finding, 0.3 if finding.zone == "upper" else 0.74, 0.5, 0.6 * r)
+    noise = _smooth_noise(np.random.default_rng(finding.seed), size, 1 / 40)
     dist = np.sqrt(((cv.x - cx) / (1.25 * r)) ** 2 + ((cv.y - cy) / r) ** 2)
     blob = cv.step((1.0 - dist + 0.25 * noise) * r, 2.5)
     mottle = 0.8 + 0.2 * np.clip(noise, -1.0, 1.0)
@@ -686,13 +784,9 @@ def _consolidation(cv: _Canvas, case: SyntheticCase, finding: Finding, size: int
 
 
 def _nodule(cv: _Canvas, case: SyntheticCase, finding: Finding) -> np.ndarray:
-    anatomy = case.anatomy
-    s = side_sign(finding.side)
-    top, bottom = anatomy.apex_y, (anatomy.dia_right if finding.side == "right" else anatomy.dia_left)
-    frac = {"upper": 0.22, "mid": 0.5, "lower": 0.75}[finding.zone]
-    cy = top + frac * (bottom - top) + finding.dy
-    cx = s * (0.5 * anatomy.thorax_hw + finding.dx)
     r = finding.extent
+    frac = {"upper": 0.24, "mid": 0.5, "lower": 0.72}[finding.zone]
+    cx, cy = _focal_center(case, finding, frac, 0.5, r + 0.03)
     dist = np.sqrt((cv.x - cx) ** 2 + (cv.y - cy) ** 2)
     return cv.step(r - dist, 0.9) * (0.75 + 0.25 * np.sqrt(np.clip(1.0 - (dist / r) ** 2, 0.0, 1.0)))
 
@@ -721,21 +815,23 @@ def _apply_findings(cv: _Canvas, case: SyntheticCase, layers: _Layers, difficult
         c = finding.conspicuity
         if finding.name == "pleural_effusion":
             for side in _sides(finding.side):
-                fraction = finding.extent_left if finding.side == "bilateral" and side == "left" else finding.extent
+                bilateral_left = finding.side == "bilateral" and side == "left"
+                fraction = finding.extent_left if bilateral_left else finding.extent
                 fluid = np.clip(0.9 * c * _effusion(cv, case, fraction, side), 0.0, 0.95)
                 layers.air *= 1.0 - fluid
         elif finding.name == "pneumothorax":
             gap, collapsed, line = _pneumothorax_regions(cv, case, finding)
             layers.texture *= 1.0 - gap * min(1.0, 0.9 * c)
             layers.air += 0.25 * c * gap
-            layers.dense += 0.10 * c * collapsed + 0.16 * c * line
+            layers.dense += 0.25 * (1.0 - finding.extent) * c * collapsed + 0.16 * c * line
         elif finding.name == "consolidation":
             layers.air *= 1.0 - np.clip(0.75 * c * _consolidation(cv, case, finding, size), 0.0, 0.95)
         elif finding.name == "nodule":
             layers.dense += 0.32 * c * _nodule(cv, case, finding)
         elif finding.name == "edema":
             layers.air *= 1.0 - np.clip(0.5 * c * _edema(cv, case, finding), 0.0, 0.9)
-            layers.texture = ndimage.gaussian_filter(layers.texture, 0.6 + 0.6 * finding.extent)
+            blur = (0.6 + 0.6 * finding.extent) * size / 128.0
+            layers.texture = ndimage.gaussian_filter(layers.texture, blur, truncate=2.5)
         elif finding.name == "support_devices":
             layers.dense += _devices(cv, case, finding, difficulty)
 
@@ -750,7 +846,8 @@ def render_image(case: SyntheticCase, spec: SyntheticSpec) -> np.ndarray:
     medi = _mediastinum(cv, anatomy)
     soft = np.clip(heart + medi, 0.0, 1.0)
     lungs = (_lung(cv, anatomy, "right") + _lung(cv, anatomy, "left")) * (1.0 - soft)
-    layers = _Layers(air=lungs.copy(), texture=_texture(cv, anatomy, rng, size) * lungs, dense=np.zeros_like(cv.x))
+    texture = _texture(cv, anatomy, rng, size) * lungs
+    layers = _Layers(air=lungs.copy(), texture=texture, dense=np.zeros_like(cv.x))
     _apply_findings(cv, case, layers, d, size)
     density = _composite(cv, anatomy, layers, soft)
     return _expose(density, anatomy, rng, d, size)
@@ -758,8 +855,8 @@ def render_image(case: SyntheticCase, spec: SyntheticSpec) -> np.ndarray:
 
 def _below_diaphragm(cv: _Canvas, anatomy: Anatomy) -> np.ndarray:
     """Soft mask of the abdomen: below each hemidiaphragm's dome."""
-    right = _diaphragm_y(anatomy, "right", -cv.x)
-    left = _diaphragm_y(anatomy, "left", cv.x)
+    right = _diaphragm_y(anatomy, "right", np.maximum(-cv.x, 0.0))
+    left = _diaphragm_y(anatomy, "left", np.maximum(cv.x, 0.0))
     return cv.step(cv.y - np.where(cv.x < 0.0, right, left), 2.0)
 
 
@@ -767,7 +864,9 @@ def _composite(cv: _Canvas, anatomy: Anatomy, layers: _Layers, soft: np.ndarray)
     """Sum the densities: body, abdomen, mediastinum, air spaces, bones, findings."""
     body = _body(cv, anatomy)
     below = _below_diaphragm(cv, anatomy)
-    lateral = np.clip(np.abs(cv.x) / 0.95, 0.0, 1.0) ** 6
+    lateral = np.minimum(np.abs(cv.x) * np.float32(1 / 0.95), np.float32(1.0))
+    lateral *= lateral
+    lateral *= lateral * lateral
     breast = anatomy.breast * np.exp(-((np.abs(cv.x) - 0.55) / 0.3) ** 2 - ((cv.y - 0.3) / 0.22) ** 2)
     density = body * (anatomy.tissue - 0.15 * lateral + 0.16 * (soft + below - soft * below))
     air = np.clip(layers.air, 0.0, 1.2)
@@ -781,15 +880,22 @@ def _composite(cv: _Canvas, anatomy: Anatomy, layers: _Layers, soft: np.ndarray)
     return density - 0.12 * bubble
 
 
-def _expose(density: np.ndarray, anatomy: Anatomy, rng: np.random.Generator, d: float, size: int) -> np.ndarray:
-    """Detector response: blur, gamma/gain jitter, low-frequency non-uniformity and quantum noise."""
-    img = ndimage.gaussian_filter(density, size / 220.0)
-    img = np.clip(img, 0.0, 1.0) ** anatomy.gamma * anatomy.gain + anatomy.offset
-    shade = ndimage.zoom(rng.standard_normal((4, 4)).astype(np.float32), size / 4.0, order=1)
-    img += 0.02 * shade[:size, :size]
-    sigma = 0.012 + 0.05 * d
-    img += sigma * rng.standard_normal((size, size)).astype(np.float32)
-    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+def _expose(
+    density: np.ndarray, anatomy: Anatomy, rng: np.random.Generator, d: float, size: int
+) -> np.ndarray:
+    """Detector response: blur, low-frequency non-uniformity, quantum noise, then gamma/gain/offset
+    applied through a lookup table on the quantised signal."""
+    img = ndimage.gaussian_filter(density, size / 220.0, truncate=2.5)
+    knots = np.linspace(0.0, size - 1.0, 4)
+    grid = np.arange(size, dtype=np.float32)
+    rows = np.interp(grid, knots, rng.standard_normal(4)).astype(np.float32)
+    cols = np.interp(grid, knots, rng.standard_normal(4)).astype(np.float32)
+    img += 0.015 * (rows[:, None] + cols[None, :])
+    img += np.float32(0.008 + 0.035 * d) * rng.standard_normal((size, size), dtype=np.float32)
+    levels = np.linspace(0.0, 1.0, 1024)
+    table = np.clip(np.rint((levels**anatomy.gamma * anatomy.gain + anatomy.offset) * 255.0), 0, 255)
+    index = np.clip(img * np.float32(1023.0) + np.float32(0.5), 0.0, 1023.0).astype(np.intp)
+    return table.astype(np.uint8)[index]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -890,7 +996,7 @@ NEGATIVE: dict[str, tuple[str, ...]] = {
         "No focal consolidation.",
         "There is no focal consolidation.",
         "No focal airspace consolidation is seen.",
-        "The lungs are clear without focal consolidation.",
+        "No focal consolidation is identified.",
     ),
     "nodule": (
         "No pulmonary nodules or masses.",
@@ -1013,15 +1119,22 @@ def write_report(case: SyntheticCase, rng: np.random.Generator) -> str:
 
 def generate_study(spec: SyntheticSpec, split: str, index: int) -> SyntheticStudy:
     """Study ``index`` of ``split``; a pure function of ``(spec, split, index)``."""
-    case = sample_case(spec, split, index)
-    report_rng = _streams(spec, split, index)[3]
+    streams = _streams(spec, split, index)
+    case = _case_from_streams(spec, streams)
     return SyntheticStudy(
         id=study_id(split, index),
         split=split,
         image=render_image(case, spec),
-        report=write_report(case, report_rng),
+        report=write_report(case, streams[3]),
         findings=dict(case.findings),
     )
+
+
+def sample_case_and_report(spec: SyntheticSpec, split: str, index: int) -> tuple[SyntheticCase, str]:
+    """The case and report of a study without drawing its image (what ``generate_study`` would give)."""
+    streams = _streams(spec, split, index)
+    case = _case_from_streams(spec, streams)
+    return case, write_report(case, streams[3])
 
 
 def iter_studies(spec: SyntheticSpec, split: str) -> list[SyntheticStudy]:
@@ -1037,7 +1150,9 @@ def default_cache_root() -> Path:
     return Path(base) / "synthetic"
 
 
-def _write_split(spec: SyntheticSpec, split: str, folder: Path, findings: dict[str, dict[str, int]]) -> list[dict]:
+def _write_split(
+    spec: SyntheticSpec, split: str, folder: Path, findings: dict[str, dict[str, int]]
+) -> list[dict[str, object]]:
     entries = []
     for i in range(spec.size_of(split)):
         study = generate_study(spec, split, i)
@@ -1079,11 +1194,13 @@ def build(spec: SyntheticSpec, root: Path) -> Path:
     final = root / spec.fingerprint()
     if is_built(final):
         return final
-    root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
+        root.mkdir(parents=True, exist_ok=True)
         _populate(spec, tmp)
         _install(tmp, final)
+    except OSError as err:
+        raise DataError(f"synthetic: cannot write the dataset to {final}: {err}") from err
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
@@ -1136,8 +1253,10 @@ _MENTIONS: dict[str, str] = {
         r"support devices?|\bdevices?\b|\bport\b|\bdrains?\b"
     ),
 }
-_HEART = r"\bheart\b(?! failure)|cardiac silhouette|cardiomediastinal silhouette|cardiac contours?|cardiac size"
-_PRE_NEGATION = r"\b(?:no|not|without|negative for|free of|absence of|normal|clear of|resolved)\b"
+_HEART = (
+    r"\bheart\b(?! failure)|cardiac silhouette|cardiomediastinal silhouette|cardiac contours?|cardiac size"
+)
+_PRE_NEGATION = r"\b(?:no|not|negative for|free of|absence of|normal|clear of|resolved)\b"
 _POST_NEGATION = (
     r"\b(?:not (?:seen|identified|present|visualized|evident|appreciated|enlarged)|is normal|are normal|"
     r"within normal limits|normal in size|unremarkable|absent|(?:has|have) resolved)\b"
@@ -1152,6 +1271,7 @@ _CLAUSE_BREAK = re.compile(r"\b(?:but|however|although|though|otherwise)\b")
 def _normalise(report: str) -> list[str]:
     """Lowercase, drop punctuation except sentence periods, split into clauses."""
     text = report.lower().replace("pericardial effusion", "pericardial fluid_")
+    text = re.sub(r"kerley b lines|septal lines|pleural line", " ", text)
     text = re.sub(r"[-/]", " ", text)
     text = re.sub(r"[^a-z0-9_. ]+", " ", text)
     clauses: list[str] = []
@@ -1167,16 +1287,25 @@ def _polarity(clause: str, start: int, end: int) -> int:
     return 1
 
 
+def _heart_statement(clause: str) -> int | None:
+    """Cardiomegaly stated through the heart ("the heart is enlarged", "heart size normal"), if any."""
+    match = re.search(_HEART, clause)
+    if match is None:
+        return None
+    if _polarity(clause, match.start(), match.end()) == 0 or re.search(r"\bnormal\b", clause):
+        return 0
+    return 1 if re.search(r"enlarg|cardiomegaly", clause) else None
+
+
 def _clause_findings(clause: str) -> dict[str, int]:
     found: dict[str, int] = {}
     for name, pattern in _MENTIONS.items():
         for match in re.finditer(pattern, clause):
             value = _polarity(clause, match.start(), match.end())
             found[name] = max(found.get(name, 0), value)
-    for match in re.finditer(_HEART, clause):
-        value = _polarity(clause, match.start(), match.end())
-        if value == 0 or re.search(r"enlarg|cardiomegaly", clause[match.end():]):
-            found["cardiomegaly"] = max(found.get("cardiomegaly", 0), value)
+    heart = _heart_statement(clause)
+    if heart is not None:
+        found["cardiomegaly"] = max(found.get("cardiomegaly", 0), heart)
     return found
 
 
@@ -1209,7 +1338,7 @@ def finding_accuracy(reports: Sequence[str], truth: Sequence[dict[str, int]]) ->
         raise ValueError("finding_accuracy: no reports")
     stated = [parse_findings(r) for r in reports]
     scores = {
-        name: float(np.mean([int(s[name] == 1) == int(t[name]) for s, t in zip(stated, truth)]))
+        name: float(np.mean([int(s[name] == 1) == int(t[name]) for s, t in zip(stated, truth, strict=True)]))
         for name in FINDINGS
     }
     scores["mean"] = float(np.mean([scores[name] for name in FINDINGS]))
@@ -1232,6 +1361,7 @@ __all__ = [
     "parse_findings",
     "render_image",
     "sample_case",
+    "sample_case_and_report",
     "save_preview",
     "write_report",
 ]

@@ -2,44 +2,45 @@
 
 Owns ``score_nlg`` and the bootstrap behaviour of each of these metrics.
 
-Protocol (R2Gen's): texts are scored as given and split on whitespace - no PTB tokenizer, no lowercasing, and
-references are never truncated. Runs of whitespace (newlines, tabs) are folded to one space first: BLEU and CIDEr
-see the same tokens, ROUGE-L's ``split(" ")`` sees no empty tokens, and METEOR's one-segment-per-line stdin
-protocol stays intact. Blank references are dropped; every study needs at least one non-blank reference. An empty
-prediction scores 0 on every metric.
+Protocol (R2Gen's): texts are scored as given and split on whitespace - no PTB tokenizer, no lowercasing,
+and references are never truncated. Runs of whitespace (newlines, tabs) are folded to one space first: BLEU
+and CIDEr see the same tokens, ROUGE-L's ``split(" ")`` sees no empty tokens, and METEOR's
+one-segment-per-line stdin protocol stays intact. Blank references are dropped; every study needs at least
+one non-blank reference. An empty prediction scores 0 on every metric.
 
-- BLEU-n: pycocoevalcap's ``BleuScorer`` with the 'closest' reference length; the corpus value and the per-study
-  scores are pycocoevalcap's own. ``resample`` recomputes the *corpus* BLEU exactly as pycocoevalcap would on the
-  resampled multiset of studies, from per-study sufficient statistics (clipped n-gram matches and guesses per
-  order, hypothesis length, the closest reference length) and pycocoevalcap's tiny/small constants
-  (``statistics.AdditiveResampler``; vectorised).
-- METEOR: pycocoevalcap's ``Meteor`` (meteor-1.5 jar), spawned with an English UTF-8 locale and always shut down
-  afterwards. ``value`` is the jar's corpus aggregate; ``per_sample`` are its segment scores. The jar's aggregate
-  differs slightly from the mean of the segment scores, and the bootstrap CI is on the segment mean. Without Java,
-  or if the jar fails, METEOR is unavailable (with the reason) and the other metrics still run.
-- ROUGE-L and CIDEr-D are re-implemented here with the arithmetic of pycocoevalcap's ``Rouge`` (beta 1.2, max
-  precision and recall over references) and ``Cider`` (CIDEr-D: n<=4, sigma 6, clipped tf-idf, x10, the length
-  penalty counting bigrams as pycocoevalcap does); tests check them against pycocoevalcap. pycocoevalcap's
-  pure-Python versions take about 9 s for 4,000 reports of 50 words; these take well under 2 s (ROUGE-L uses a
-  bit-parallel LCS). Both are means of per-study scores, and their bootstrap is the mean of resampled per-study
-  scores.
+- BLEU-n: pycocoevalcap's ``BleuScorer`` with the 'closest' reference length; the corpus value and the
+  per-study scores are pycocoevalcap's own. ``resample`` recomputes the *corpus* BLEU exactly as
+  pycocoevalcap would on the resampled multiset of studies, from per-study sufficient statistics (clipped
+  n-gram matches and guesses per order, hypothesis length, the closest reference length) and pycocoevalcap's
+  tiny/small constants (``statistics.AdditiveResampler``; vectorised).
+- METEOR: pycocoevalcap's ``Meteor`` (meteor-1.5 jar), spawned with an English UTF-8 locale and always shut
+  down afterwards. ``value`` is the jar's corpus aggregate; ``per_sample`` are its segment scores. The jar's
+  aggregate differs slightly from the mean of the segment scores, and the bootstrap CI is on the segment
+  mean. Without Java, or if the jar fails, METEOR is unavailable (with the reason) and the other metrics
+  still run. A ``MeteorScorer`` keeps one JVM (seconds to start) for several ``score_nlg`` calls.
+- ROUGE-L and CIDEr-D are re-implemented here with the arithmetic of pycocoevalcap's ``Rouge`` (beta 1.2,
+  max precision and recall over references) and ``Cider`` (CIDEr-D: n<=4, sigma 6, clipped tf-idf, x10, the
+  length penalty counting bigrams as pycocoevalcap does); tests check them against pycocoevalcap.
+  pycocoevalcap's pure-Python versions take about 9 s for 4,000 reports of 50 words; these take about half a
+  second (ROUGE-L uses a bit-parallel LCS). Both are means of per-study scores, and their bootstrap is the
+  mean of resampled per-study scores.
 - CIDEr-D resampling choice: the document frequencies (IDF) stay fixed to the full test set's references. An
   exact recompute would rebuild them from each resampled multiset of references; that cannot be vectorised
-  cheaply. With fixed IDF the CI covers the variation of per-study scores but not the IDF's own variation
-  (a second-order effect on test sets of hundreds of studies or more). ``details['resampling']`` says so.
+  cheaply. With fixed IDF the CI covers the variation of per-study scores but not the IDF's own variation (a
+  second-order effect on test sets of hundreds of studies or more). ``details['resampling']`` says so.
 """
 
 from __future__ import annotations
 
-import math
+import itertools
 import os
 import shutil
 import subprocess
 import tempfile
 import threading
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -62,7 +63,8 @@ CIDER_ORDER = 4
 CIDER_SIGMA = 6.0
 
 JAVA_MISSING = (
-    "METEOR needs Java >= 8 on PATH (java not found); install a JRE, e.g. apt-get install default-jre-headless"
+    "METEOR needs Java >= 8 on PATH (java not found); "
+    "install a JRE, e.g. apt-get install default-jre-headless"
 )
 METEOR_LOCALE = "C.UTF-8"
 METEOR_SHUTDOWN_S = 10.0
@@ -95,7 +97,9 @@ def _prepare(
 ) -> tuple[list[str], list[list[str]]]:
     """Validate and normalise inputs: folded predictions and non-blank folded reference lists."""
     if len(predictions) != len(references):
-        raise DataError(f"{len(predictions)} predictions but {len(references)} references; they must be aligned")
+        raise DataError(
+            f"{len(predictions)} predictions but {len(references)} references; they must be aligned"
+        )
     if not predictions:
         raise DataError("no studies to score")
     for position, text in enumerate(predictions):
@@ -125,16 +129,19 @@ def _closest_reference_length(reference_lengths: Sequence[int], test_length: int
 def _bleu_statistics(cooked_tests: Sequence[dict[str, Any]]) -> np.ndarray:
     """Per-study sufficient statistics ``[N, 2 + 2n]``: testlen, closest reflen, guesses, clipped matches."""
     rows = [
-        [comps["testlen"], _closest_reference_length(comps["reflen"], comps["testlen"])]
-        + list(comps["guess"])
-        + list(comps["correct"])
+        [
+            comps["testlen"],
+            _closest_reference_length(comps["reflen"], comps["testlen"]),
+            *comps["guess"],
+            *comps["correct"],
+        ]
         for comps in cooked_tests
     ]
     return np.asarray(rows, dtype=np.float64)
 
 
 def corpus_bleu(totals: np.ndarray, order: int) -> np.ndarray:
-    """Corpus BLEU-``order`` from summed statistics ``[R, 2 + 2*BLEU_ORDER]``, with pycocoevalcap's arithmetic."""
+    """Corpus BLEU-``order`` of summed statistics ``[R, 2 + 2*BLEU_ORDER]``, in pycocoevalcap's arithmetic."""
     totals = np.atleast_2d(np.asarray(totals, dtype=np.float64))
     test_length, reference_length = totals[:, 0], totals[:, 1]
     guess, correct = totals[:, 2 : 2 + BLEU_ORDER], totals[:, 2 + BLEU_ORDER :]
@@ -157,9 +164,11 @@ def _bleu_counts(stats: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _score_bleu(hyps: Sequence[str], refs: Sequence[Sequence[str]], wanted: Sequence[str]) -> dict[str, MetricResult]:
+def _score_bleu(
+    hyps: Sequence[str], refs: Sequence[Sequence[str]], wanted: Sequence[str]
+) -> dict[str, MetricResult]:
     scorer = BleuScorer(n=BLEU_ORDER)
-    for hyp, ref in zip(hyps, refs):
+    for hyp, ref in zip(hyps, refs, strict=True):
         scorer += (hyp, list(ref))
     corpus, per_image = scorer.compute_score(option="closest", verbose=0)
     stats = _bleu_statistics(scorer.ctest)
@@ -219,7 +228,7 @@ def rouge_l(hyp: str, refs: Sequence[str], beta: float = ROUGE_BETA) -> float:
 
 
 def _score_rouge(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> MetricResult:
-    scores = [rouge_l(hyp, ref) for hyp, ref in zip(hyps, refs)]
+    scores = [rouge_l(hyp, ref) for hyp, ref in zip(hyps, refs, strict=True)]
     return MetricResult(
         value=float(np.mean(np.array(scores))),
         per_sample=scores,
@@ -234,79 +243,129 @@ def _score_rouge(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> MetricRe
 
 # ---------------------------------------------------------------------------------------------- CIDEr-D
 
-NgramCounts = list[Counter]
-"""Counts of the n-grams of one text, one Counter (keyed by word tuples) per order 1..CIDER_ORDER."""
+
+@dataclass(frozen=True)
+class NgramTable:
+    """Distinct word n-grams of every document of a corpus: one entry per (document, n-gram), sorted."""
+
+    doc: np.ndarray  # [E] document of the entry
+    gram: np.ndarray  # [E] n-gram id, unique across orders
+    order: np.ndarray  # [E] n-gram order minus one
+    count: np.ndarray  # [E] term frequency of the n-gram in the document (float64)
+    n_grams: int  # number of n-gram ids (at least 1)
+    length: np.ndarray  # [D] tokens per document
 
 
-def ngram_counts(text: str, order: int = CIDER_ORDER) -> NgramCounts:
-    """Word n-gram counts of ``text`` for n = 1..order, in order of first occurrence."""
-    words = text.split()
-    return [Counter(zip(*(words[shift:] for shift in range(n)))) for n in range(1, order + 1)]
+def _token_ids(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Concatenated integer token ids of all texts (whitespace split), tokens per text, vocabulary size."""
+    words = [text.split() for text in texts]
+    vocabulary = {word: i for i, word in enumerate(dict.fromkeys(itertools.chain.from_iterable(words)))}
+    lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+    flat = map(vocabulary.__getitem__, itertools.chain.from_iterable(words))
+    return np.fromiter(flat, dtype=np.int64, count=int(lengths.sum())), lengths, len(vocabulary)
 
 
-def _cider_weights(ref_counts: Sequence[Sequence[NgramCounts]]) -> tuple[dict[tuple[str, ...], float], float]:
-    """IDF weights ``log(N) - log(df)`` from the studies' references; the default for unseen n-grams is ``log(N)``."""
-    document_frequency: Counter = Counter()
-    for study in ref_counts:
-        seen: set[tuple[str, ...]] = set()
-        for ref in study:
-            for counts in ref:
-                seen.update(counts)
-        document_frequency.update(seen)
-    log_n = math.log(float(len(ref_counts)))
-    return {gram: log_n - math.log(df) for gram, df in document_frequency.items()}, log_n
+def _distinct(keys: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (sort-based; numpy's hash-based ``unique`` is slow on sparse int64 keys)."""
+    ordered = np.sort(keys)
+    keep = np.ones(ordered.size, dtype=bool)
+    keep[1:] = ordered[1:] != ordered[:-1]
+    return ordered[keep]
 
 
-def _tfidf(
-    counts: NgramCounts, weights: dict[tuple[str, ...], float], default: float
-) -> tuple[list[dict[tuple[str, ...], float]], list[float], int]:
-    """tf-idf vector and its norm per order, and the length pycocoevalcap uses (its number of bigrams)."""
-    vectors = [{gram: tf * weights.get(gram, default) for gram, tf in order.items()} for order in counts]
-    norms = [math.sqrt(sum(value * value for value in vector.values())) for vector in vectors]
-    return vectors, norms, sum(counts[1].values())
+def _extend_ids(
+    prefix_ids: np.ndarray, tokens: np.ndarray, starts: np.ndarray, order: int, vocabulary_size: int
+) -> tuple[np.ndarray, int]:
+    """Dense ids of the n-grams at ``starts``: an n-gram is its (n-1)-gram prefix plus the next token."""
+    keys = prefix_ids[starts] * vocabulary_size + tokens[starts + order - 1]
+    unique_keys, dense = np.unique(keys, return_inverse=True)
+    ids = np.full_like(tokens, -1)
+    ids[starts] = dense
+    return ids, unique_keys.size
 
 
-def _cider_similarity(
-    hyp: tuple[list[dict], list[float], int], ref: tuple[list[dict], list[float], int], sigma: float
-) -> list[float]:
-    """Clipped cosine similarity per order times the Gaussian length penalty (CIDEr-D)."""
-    hyp_vectors, hyp_norms, hyp_length = hyp
-    ref_vectors, ref_norms, ref_length = ref
-    delta = float(hyp_length - ref_length)
-    penalty = math.e ** (-(delta**2) / (2 * sigma**2))
-    values = []
-    for hyp_vector, ref_vector, hyp_norm, ref_norm in zip(hyp_vectors, ref_vectors, hyp_norms, ref_norms):
-        value = 0.0
-        for gram, weight in hyp_vector.items():
-            ref_weight = ref_vector.get(gram)
-            if ref_weight is not None:
-                value += min(weight, ref_weight) * ref_weight
-        if hyp_norm != 0 and ref_norm != 0:
-            value /= hyp_norm * ref_norm
-        values.append(value * penalty)
-    return values
+def ngram_table(texts: Sequence[str], max_order: int = CIDER_ORDER) -> NgramTable:
+    """Count the word n-grams (n = 1..max_order) of every text, vectorised over the whole corpus."""
+    tokens, lengths, vocabulary_size = _token_ids(texts)
+    doc = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
+    first_token = np.cumsum(lengths) - lengths
+    remaining = lengths[doc] - (np.arange(tokens.size) - first_token[doc])  # tokens left from each position
+    ids, n_ids, base = tokens, vocabulary_size, 0
+    docs, grams, orders = [], [], []
+    for order in range(1, max_order + 1):
+        starts = np.nonzero(remaining >= order)[0]
+        if order > 1:
+            ids, n_ids = _extend_ids(ids, tokens, starts, order, max(vocabulary_size, 1))
+        docs.append(doc[starts])
+        grams.append(ids[starts] + base)
+        orders.append(np.full(starts.size, order - 1, dtype=np.int64))
+        base += n_ids
+    n_grams = max(base, 1)
+    keys = np.concatenate(docs) * n_grams + np.concatenate(grams)
+    entry_keys, first, count = np.unique(keys, return_index=True, return_counts=True)
+    return NgramTable(
+        doc=entry_keys // n_grams, gram=entry_keys % n_grams, order=np.concatenate(orders)[first],
+        count=count.astype(np.float64), n_grams=n_grams, length=lengths,
+    )  # fmt: skip
 
 
-def cider_d(hyps: Sequence[str], refs: Sequence[Sequence[str]], sigma: float = CIDER_SIGMA) -> list[float]:
-    """Per-study CIDEr-D as pycocoevalcap's Cider computes it, with IDF from all studies' references."""
-    hyp_counts = [ngram_counts(hyp) for hyp in hyps]
-    ref_counts = [[ngram_counts(ref) for ref in study] for study in refs]
-    weights, default = _cider_weights(ref_counts)
-    scores = []
-    for hyp, study in zip(hyp_counts, ref_counts):
-        hyp_vector = _tfidf(hyp, weights, default)
-        totals = [0.0] * CIDER_ORDER
-        for ref in study:
-            similarity = _cider_similarity(hyp_vector, _tfidf(ref, weights, default), sigma)
-            totals = [total + value for total, value in zip(totals, similarity)]
-        score = sum(totals) / CIDER_ORDER
-        score /= len(study)
-        scores.append(score * 10.0)
-    return scores
+def _sum_by_row_and_order(
+    rows: np.ndarray, orders: np.ndarray, values: np.ndarray, n_rows: int
+) -> np.ndarray:
+    """``[n_rows, CIDER_ORDER]`` sums of ``values`` grouped by (row, order)."""
+    flat = np.bincount(rows * CIDER_ORDER + orders, weights=values, minlength=n_rows * CIDER_ORDER)
+    return flat.reshape(n_rows, CIDER_ORDER)
+
+
+def _clipped_dot(table: NgramTable, value: np.ndarray, study_of_doc: np.ndarray, n: int) -> np.ndarray:
+    """Per reference and order: sum over shared n-grams of min(hyp, ref) * ref tf-idf (CIDEr-D's clipping)."""
+    is_ref = table.doc >= n
+    hyp_keys = table.doc[~is_ref] * table.n_grams + table.gram[~is_ref]  # hypothesis of study s is document s
+    ref_keys = study_of_doc[table.doc[is_ref]] * table.n_grams + table.gram[is_ref]
+    if hyp_keys.size == 0:
+        return np.zeros((study_of_doc.size - n, CIDER_ORDER))
+    position = np.minimum(np.searchsorted(hyp_keys, ref_keys), hyp_keys.size - 1)
+    hyp_value, ref_value = value[~is_ref][position], value[is_ref]
+    shared = hyp_keys[position] == ref_keys
+    contribution = np.where(shared, np.minimum(hyp_value, ref_value) * ref_value, 0.0)
+    return _sum_by_row_and_order(
+        table.doc[is_ref] - n, table.order[is_ref], contribution, study_of_doc.size - n
+    )
+
+
+def cider_d(hyps: Sequence[str], refs: Sequence[Sequence[str]], sigma: float = CIDER_SIGMA) -> np.ndarray:
+    """Per-study CIDEr-D with pycocoevalcap's arithmetic; IDF from the references of all studies.
+
+    Documents are the hypotheses (``0..N-1``) followed by every reference. Per order, a study gets the clipped
+    tf-idf cosine of its hypothesis with each reference times exp(-delta^2 / (2 sigma^2)) (delta: the
+    difference of their bigram counts, as pycocoevalcap computes the length), summed over references; the
+    orders are averaged, divided by the number of references and multiplied by 10.
+    """
+    n = len(hyps)
+    references_per_study = np.array([len(study) for study in refs], dtype=np.int64)
+    ref_study = np.repeat(np.arange(n, dtype=np.int64), references_per_study)
+    study_of_doc = np.concatenate([np.arange(n, dtype=np.int64), ref_study])
+    table = ngram_table(list(hyps) + [ref for study in refs for ref in study])
+    is_ref = table.doc >= n
+    # document frequency: in how many studies' references the n-gram occurs (pycocoevalcap's df)
+    study_grams = _distinct(study_of_doc[table.doc[is_ref]] * table.n_grams + table.gram[is_ref])
+    frequency = np.bincount(study_grams % table.n_grams, minlength=table.n_grams)
+    weight = np.log(float(n)) - np.log(np.maximum(frequency, 1).astype(np.float64))
+    value = table.count * weight[table.gram]
+    norm = np.sqrt(_sum_by_row_and_order(table.doc, table.order, value * value, study_of_doc.size))
+    dot = _clipped_dot(table, value, study_of_doc, n)
+    hyp_norm, ref_norm = norm[ref_study], norm[n:]
+    cosine = np.divide(dot, hyp_norm * ref_norm, out=dot.copy(), where=(hyp_norm != 0) & (ref_norm != 0))
+    bigrams = np.maximum(table.length - 1, 0).astype(np.float64)
+    delta = bigrams[ref_study] - bigrams[n:]
+    similarity = cosine * (np.e ** (-(delta**2) / (2 * sigma**2)))[:, None]
+    per_study = np.zeros((n, CIDER_ORDER))
+    np.add.at(per_study, ref_study, similarity)
+    return per_study.sum(axis=1) / CIDER_ORDER / references_per_study * 10.0
 
 
 def _score_cider(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> MetricResult:
-    scores = cider_d(hyps, refs)
+    scores = [float(x) for x in cider_d(hyps, refs)]
     return MetricResult(
         value=float(np.mean(np.array(scores))),
         per_sample=scores,
@@ -343,10 +402,10 @@ def _meteor_text(text: str) -> str:
 
 
 class _MeteorProcess(Meteor):
-    """pycocoevalcap's Meteor with a controlled child environment, a stderr log, a watchdog and a real close."""
+    """pycocoevalcap's Meteor with a controlled child environment, stderr log, watchdog and a real close."""
 
     def __init__(self, java: str) -> None:
-        # Meteor.__init__ is not called: it would spawn java with the parent's locale and an unread stderr pipe.
+        # Meteor.__init__ is not called: it spawns java with the parent's locale and an unread stderr pipe.
         self.lock = threading.Lock()
         self.meteor_cmd = meteor_command(java)
         self._stderr = tempfile.TemporaryFile()
@@ -360,7 +419,9 @@ class _MeteorProcess(Meteor):
             self._stderr.close()
             raise
 
-    def score(self, gts: dict[int, list[str]], res: dict[int, list[str]], timeout_s: float) -> tuple[float, list]:
+    def score(
+        self, gts: dict[int, list[str]], res: dict[int, list[str]], timeout_s: float
+    ) -> tuple[float, list]:
         """Corpus and segment scores; the JVM is killed if it takes longer than ``timeout_s``."""
         watchdog = threading.Timer(timeout_s, self._expire)
         watchdog.daemon = True
@@ -417,29 +478,11 @@ class _MeteorProcess(Meteor):
             self.close()
 
 
-def _start_meteor() -> _MeteorProcess | MetricResult:
-    """Start the METEOR JVM early (it loads its paraphrase table while the other metrics run)."""
-    java = shutil.which("java")
-    if java is None:
-        return MetricResult.missing(JAVA_MISSING)
-    try:
-        return _MeteorProcess(java)
-    except OSError as error:
-        return MetricResult.missing(f"METEOR failed: cannot start java ({error})")
-
-
 def _meteor_timeout(n_studies: int) -> float:
     return 300.0 + 0.2 * n_studies
 
 
-def _score_meteor(process: _MeteorProcess, hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> MetricResult:
-    gts = {i: [_meteor_text(ref) for ref in study] for i, study in enumerate(refs)}
-    res = {i: [_meteor_text(hyp)] for i, hyp in enumerate(hyps)}
-    timeout_s = _meteor_timeout(len(hyps))
-    try:
-        corpus, segments = process.score(gts, res, timeout_s)
-    except (OSError, ValueError) as error:
-        return MetricResult.missing(process.failure_reason(error, timeout_s))
+def _meteor_result(corpus: float, segments: Sequence[float]) -> MetricResult:
     scores = [float(x) for x in segments]
     return MetricResult(
         value=float(corpus),
@@ -449,9 +492,60 @@ def _score_meteor(process: _MeteorProcess, hyps: Sequence[str], refs: Sequence[S
             "aggregate": "jar corpus aggregate (differs slightly from the segment mean)",
             "segment_mean": float(np.mean(scores)),
             "resampling": "mean of segment scores (the CI is on the segment mean)",
-            "n_studies": len(hyps),
+            "n_studies": len(scores),
         },
     )
+
+
+class MeteorScorer:
+    """A running METEOR 1.5 JVM, reusable across ``score_nlg`` calls; use it as a context manager.
+
+    Starting the JVM (loading the paraphrase table) takes seconds, so it starts on construction and loads
+    while other work runs. Without Java, or once the jar has failed, ``unavailable`` holds the reason and
+    ``score`` returns an unavailable ``MetricResult``. ``close`` ends the JVM; it is safe to call twice.
+    """
+
+    def __init__(self) -> None:
+        self.unavailable: str | None = None
+        self._process: _MeteorProcess | None = None
+        java = shutil.which("java")
+        if java is None:
+            self.unavailable = JAVA_MISSING
+            return
+        try:
+            self._process = _MeteorProcess(java)
+        except OSError as error:
+            self.unavailable = f"METEOR failed: cannot start java ({error})"
+
+    def score(
+        self, predictions: Sequence[str], references: Sequence[str] | Sequence[Sequence[str]]
+    ) -> MetricResult:
+        """METEOR of aligned predictions and references (inputs as for ``score_nlg``)."""
+        hyps, refs = _prepare(predictions, references)
+        if self._process is None or self.unavailable is not None:
+            return MetricResult.missing(self.unavailable or "METEOR scorer is closed")
+        gts = {i: [_meteor_text(ref) for ref in study] for i, study in enumerate(refs)}
+        res = {i: [_meteor_text(hyp)] for i, hyp in enumerate(hyps)}
+        timeout_s = _meteor_timeout(len(hyps))
+        try:
+            corpus, segments = self._process.score(gts, res, timeout_s)
+        except (OSError, ValueError) as error:
+            self.unavailable = self._process.failure_reason(error, timeout_s)
+            self.close()
+            return MetricResult.missing(self.unavailable)
+        return _meteor_result(corpus, segments)
+
+    def close(self) -> None:
+        """End the JVM and release its resources."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.close()
+
+    def __enter__(self) -> MeteorScorer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 # ---------------------------------------------------------------------------------------------- entry point
@@ -461,15 +555,19 @@ def score_nlg(
     predictions: Sequence[str],
     references: Sequence[str] | Sequence[Sequence[str]],
     metrics: Iterable[str] = NLG_METRICS,
+    *,
+    meteor: MeteorScorer | None = None,
 ) -> dict[str, MetricResult]:
     """Score aligned predictions against references (one string or a list of strings per study).
 
     Returns one ``MetricResult`` per requested metric, in the requested order. METEOR is unavailable (never
-    zero) when Java is missing or the jar fails; the other metrics are unaffected.
+    zero) when Java is missing or the jar fails; the other metrics are unaffected. Pass a running
+    ``MeteorScorer`` to reuse its JVM across calls; otherwise one is started (before the other metrics, so
+    that the JVM loads meanwhile) and closed before returning.
     """
     wanted = _resolve_metrics(metrics)
     hyps, refs = _prepare(predictions, references)
-    meteor = _start_meteor() if "meteor" in wanted else None
+    owned = MeteorScorer() if "meteor" in wanted and meteor is None else None
     try:
         results: dict[str, MetricResult] = {}
         if any(name.startswith("bleu_") for name in wanted):
@@ -478,11 +576,10 @@ def score_nlg(
             results["rouge_l"] = _score_rouge(hyps, refs)
         if "cider" in wanted:
             results["cider"] = _score_cider(hyps, refs)
-        if isinstance(meteor, _MeteorProcess):
-            results["meteor"] = _score_meteor(meteor, hyps, refs)
-        elif isinstance(meteor, MetricResult):
-            results["meteor"] = meteor
+        scorer = meteor if meteor is not None else owned
+        if scorer is not None and "meteor" in wanted:
+            results["meteor"] = scorer.score(hyps, refs)
     finally:
-        if isinstance(meteor, _MeteorProcess):
-            meteor.close()
+        if owned is not None:
+            owned.close()
     return {name: results[name] for name in wanted}

@@ -3,24 +3,26 @@
 Owns everything that resamples *studies* (never reports' tokens or sentences):
 
 - ``bootstrap_indices`` draws the ``[R, N]`` index matrix; ``bootstrap_ci`` turns a ``MetricResult`` into a
-  percentile interval by recomputing the metric's own aggregate on every resample (``MetricResult.resampled``),
-  so corpus statistics such as corpus BLEU are recomputed as corpus statistics, not averaged.
-- ``paired_bootstrap_test`` resamples the same studies for both systems (one shared index matrix). Its p-value is
-  the two-sided shift test of Efron & Tibshirani: ``(1 + #{|d* - d| >= |d|}) / (R + 1)`` where ``d`` is the observed
-  difference and ``d*`` the resampled ones.
+  percentile interval by recomputing the metric's own aggregate on every resample
+  (``MetricResult.resampled``), so corpus statistics such as corpus BLEU are recomputed as corpus
+  statistics, not averaged.
+- ``paired_bootstrap_test`` resamples the same studies for both systems (one shared index matrix). Its
+  p-value is the two-sided shift test of Efron & Tibshirani: ``(1 + #{|d* - d| >= |d|}) / (R + 1)`` where
+  ``d`` is the observed difference and ``d*`` the resampled ones.
 - ``approximate_randomization_test`` swaps the two systems' outputs of each study with probability 0.5 and
-  recomputes the difference; ``p = (1 + #{|d_t| >= |d|}) / (T + 1)``. A mixed system's aggregate can be recomputed
-  for two kinds of metric, without looking at ``details``: mean-type metrics (no ``resample``; the aggregate is the
-  mean of ``per_sample``) and additive corpus statistics, whose resampler is an ``AdditiveResampler`` (an aggregate
-  of summed per-study sufficient statistics, e.g. corpus BLEU or micro-F1). Any other resampler is opaque: a mixed
-  system cannot be scored from it, and the test raises ``ValueError`` (use the paired bootstrap instead).
-- ``AdditiveResampler`` is the generic resampler for such corpus statistics: it sums per-study statistics with a
-  selection-count matrix product, so 1,000 resamples of thousands of studies take milliseconds.
+  recomputes the difference; ``p = (1 + #{|d_t| >= |d|}) / (T + 1)``. A mixed system's aggregate can be
+  recomputed for two kinds of metric, without looking at ``details``: mean-type metrics (no ``resample``;
+  the aggregate is the mean of ``per_sample``) and additive corpus statistics, whose resampler is an
+  ``AdditiveResampler`` (an aggregate of summed per-study sufficient statistics, e.g. corpus BLEU or
+  micro-F1). Any other resampler is opaque: a mixed system cannot be scored from it, and the test raises
+  ``ValueError`` (use the paired bootstrap instead).
+- ``AdditiveResampler`` is the generic resampler for such corpus statistics: it sums per-study statistics
+  with a selection-count matrix product, so 1,000 resamples of thousands of studies take milliseconds.
 - ``mean_std`` aggregates a metric over training seeds (sample standard deviation).
 
-Both tests compare ``a`` against ``b`` and report ``delta = a.value - b.value``; the resampled statistic is the
-metric's resampling aggregate (identical to ``value`` except for METEOR, whose jar aggregate differs slightly from
-the segment mean its resampling uses).
+Both tests compare ``a`` against ``b`` and report ``delta = a.value - b.value``; the resampled statistic is
+the metric's resampling aggregate (identical to ``value`` except for METEOR, whose jar aggregate differs
+slightly from the segment mean its resampling uses).
 """
 
 from __future__ import annotations
@@ -65,11 +67,12 @@ def selection_counts(indices: np.ndarray, n: int) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class AdditiveResampler:
-    """Resampler for a corpus statistic that is a function of per-study sufficient statistics summed over studies.
+    """Resampler for a corpus statistic that is a function of per-study statistics summed over studies.
 
-    ``stats`` is ``[N, K]`` (one row per study, in input order); ``aggregate`` maps summed statistics ``[R, K]``
-    to ``R`` metric values; ``kind`` names the statistic so that two results can be checked to be comparable.
-    Calling it with an index matrix ``[R, N']`` recomputes the statistic exactly on each resampled multiset.
+    ``stats`` is ``[N, K]`` (one row per study, in input order); ``aggregate`` maps summed statistics
+    ``[R, K]`` to ``R`` metric values; ``kind`` names the statistic, so that two results can be checked to
+    be comparable. Calling it with an index matrix ``[R, N']`` recomputes the statistic exactly on each
+    resampled multiset.
     """
 
     stats: np.ndarray
@@ -101,14 +104,16 @@ class AdditiveResampler:
 
 
 def study_count(result: MetricResult) -> int:
-    """Number of studies behind ``result`` (from ``per_sample``, an additive resampler or ``details['n_studies']``)."""
+    """Number of studies behind ``result`` (per-sample scores, resampler or ``details['n_studies']``)."""
     if result.per_sample is not None:
         return len(result.per_sample)
     if isinstance(result.resample, AdditiveResampler):
         return result.resample.n_studies
     if "n_studies" in result.details:
         return int(result.details["n_studies"])
-    raise ValueError("metric result has no per-sample scores, no additive resampler and no details['n_studies']")
+    raise ValueError(
+        "metric result has no per-sample scores, no additive resampler and no details['n_studies']"
+    )
 
 
 def _percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
@@ -135,7 +140,9 @@ def _check_pair(a: MetricResult, b: MetricResult) -> int:
         if result.value is None:
             raise ValueError(f"cannot compare: metric of system {name} is unavailable ({result.unavailable})")
     if a.higher_is_better != b.higher_is_better:
-        raise ValueError("cannot compare results of metrics with opposite directions (higher_is_better differs)")
+        raise ValueError(
+            "cannot compare results of metrics with opposite directions (higher_is_better differs)"
+        )
     n_a, n_b = study_count(a), study_count(b)
     if n_a != n_b:
         raise ValueError(f"paired comparison needs the same studies: system a has {n_a}, system b has {n_b}")
@@ -155,7 +162,7 @@ def _two_sided_count(deviations: np.ndarray, observed: float) -> int:
 def paired_bootstrap_test(
     a: MetricResult, b: MetricResult, n_resamples: int = 1000, seed: int = 0
 ) -> dict[str, Any]:
-    """Paired bootstrap of ``a - b`` on aligned studies: delta, its 95% percentile CI and a two-sided p-value."""
+    """Paired bootstrap of ``a - b`` on aligned studies: delta, its 95% percentile CI, two-sided p-value."""
     n = _check_pair(a, b)
     indices = bootstrap_indices(n, n_resamples, seed)
     deltas = a.resampled(indices) - b.resampled(indices)
@@ -192,7 +199,9 @@ def _randomized_additive_deltas(
     total_a, total_b = ra.full_totals(), rb.full_totals()
     shift = swaps @ (np.asarray(rb.stats, dtype=np.float64) - np.asarray(ra.stats, dtype=np.float64))
     observed = float(ra.aggregate(total_a)[0] - ra.aggregate(total_b)[0])
-    return observed, np.asarray(ra.aggregate(total_a + shift) - ra.aggregate(total_b - shift), dtype=np.float64)
+    return observed, np.asarray(
+        ra.aggregate(total_a + shift) - ra.aggregate(total_b - shift), dtype=np.float64
+    )
 
 
 def _randomization_kind(a: MetricResult, b: MetricResult) -> str:
@@ -206,8 +215,8 @@ def _randomization_kind(a: MetricResult, b: MetricResult) -> str:
         return "additive"
     raise ValueError(
         "approximate randomization needs a mean-type metric (per-sample scores, no resampler) or an additive "
-        "corpus statistic (statistics.AdditiveResampler) for both systems; this metric's resampler is opaque, "
-        "so a mixed system cannot be scored - use paired_bootstrap_test instead"
+        "corpus statistic (statistics.AdditiveResampler) for both systems; this metric's resampler is "
+        "opaque, so a mixed system cannot be scored - use paired_bootstrap_test instead"
     )
 
 

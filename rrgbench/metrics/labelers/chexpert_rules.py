@@ -8,20 +8,20 @@ The original labeler (stanfordmlgroup/chexpert-labeler, built on NegBio) classif
 patterns over a dependency parse (``chexpert_data/chexpert_labeler/patterns``). This module approximates those
 patterns with regular expressions over the sentence:
 
-* cues *before* the mention ("no", "without", "free of", "may", "possible", "normal" ...) that reach it when at
-  most ``window`` words lie between them and no clause boundary does ("but", "however", "although", ";",
-  "with", a copula, "and there" ...);
+* cues *before* the mention ("no", "without", "free of", "may", "possible", "normal" ...) that reach it
+  when at most ``window`` words lie between them and no clause boundary does ("but", "however", "although",
+  ";", "with", a copula, "and there" ...);
 * predicates *after* the mention ("X is normal", "X and Y are within normal limits", "X has resolved",
   "X cannot be excluded", "X is not well seen", "X or Y").
 
-The stages run in the original order: pre-negation uncertainty, negation, post-negation uncertainty; a mention
-that matches none is positive. Aggregation follows the original ``Aggregator`` exactly: a single label is kept;
-with several, {0, -1} -> -1 (even when 1 is also present), {0, 1} -> 1, {-1, 1} -> 1; "No Finding" is 1 when no
-mention outside Support Devices (the No Finding phrase list included) is positive or uncertain, else blank; a
-positive or uncertain "chf" / "heart failure" also makes Cardiomegaly uncertain.
+The stages run in the original order: pre-negation uncertainty, negation, post-negation uncertainty; a
+mention that matches none is positive. Aggregation follows the original ``Aggregator`` exactly: a single
+label is kept; with several, {0, -1} -> -1 (even when 1 is also present), {0, 1} -> 1, {-1, 1} -> 1;
+"No Finding" is 1 when no mention outside Support Devices (the No Finding phrase list included) is positive
+or uncertain, else blank; a positive or uncertain "chf" / "heart failure" also makes Cardiomegaly uncertain.
 
-Values: 1 positive, 0 negative, -1 uncertain, None not mentioned. Works on raw report text and on R2Gen-cleaned
-text (lowercase, punctuation other than '.' removed).
+Values: 1 positive, 0 negative, -1 uncertain, None not mentioned. Works on raw report text and on
+R2Gen-cleaned text (lowercase, punctuation other than '.' removed).
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def _positional_unmentions(mention: dict[str, tuple[str, ...]]) -> dict[str, tup
 
 
 def load_phrase_lists(data_dir: Path = DATA_DIR) -> PhraseLists:
-    """Read ``phrases/mention`` and ``phrases/unmention`` under ``data_dir`` and add the positional unmentions."""
+    """Read ``phrases/mention`` and ``phrases/unmention`` under ``data_dir``, plus positional unmentions."""
     mention = _read_phrase_dir(data_dir / "phrases" / "mention")
     missing = [obs for obs in OBSERVATIONS if not mention.get(obs)]
     if missing:
@@ -143,10 +143,20 @@ def load_phrase_lists(data_dir: Path = DATA_DIR) -> PhraseLists:
     return PhraseLists(mention=mention, unmention=unmention)
 
 
-def _all_starts_regex(phrases: Iterable[str]) -> re.Pattern[str]:
-    """A pattern whose group 1 finds a phrase at every start position (overlapping matches)."""
+def _phrase_regex(phrases: Iterable[str]) -> re.Pattern[str]:
+    """One alternation of the phrases, longest first (plain literals, so the regex engine scans fast)."""
     alternatives = sorted(set(phrases), key=lambda p: (-len(p), p))
-    return re.compile("(?=(" + "|".join(re.escape(p) for p in alternatives) + "))")
+    return re.compile("|".join(re.escape(p) for p in alternatives))
+
+
+def find_all(pattern: re.Pattern[str], text: str) -> list[tuple[int, int]]:
+    """Spans of ``pattern`` at every start position, overlapping ones included (longest phrase per start)."""
+    spans = []
+    match = pattern.search(text)
+    while match is not None:
+        spans.append(match.span())
+        match = pattern.search(text, match.start() + 1)
+    return spans
 
 
 @dataclass(frozen=True)
@@ -159,8 +169,8 @@ class _Matchers:
 def _matchers(data_dir: Path) -> _Matchers:
     lists = load_phrase_lists(data_dir)
     return _Matchers(
-        mention={obs: _all_starts_regex(p) for obs, p in lists.mention.items()},
-        unmention={obs: _all_starts_regex(p) for obs, p in lists.unmention.items() if p},
+        mention={obs: _phrase_regex(p) for obs, p in lists.mention.items()},
+        unmention={obs: _phrase_regex(p) for obs, p in lists.unmention.items() if p},
     )
 
 
@@ -170,18 +180,22 @@ def _matchers(data_dir: Path) -> _Matchers:
 
 _CUE_ALTERNATIVES: tuple[tuple[str, str], ...] = (
     # pre-negation uncertainty: cannot exclude / cannot rule out / no new XXX
-    ("u1", r"can ?not (?:be )?(?:entirely |completely |definitely )?(?:exclude[ds]?|excluding|rule[ds]? out)"),
+    ("u1", r"can ?not (?:be )?(?:entirely |completely |definitely )?"
+           r"(?:exclude[ds]?|excluding|rule[ds]? out)"),
     ("u1", r"(?:could|may|can|does|do) not (?:be )?(?:exclude[ds]?|rule[ds]? out)"),
     ("u1", r"no evidence to rule out"),
     ("u1", r"no (?:(?:definite|significant|other|obvious|focal|acute) )?new"),
     # phrases that contain a negation word but negate nothing here
-    ("skip", r"no (?:[a-z]+ ){0,2}(?:change|changes|changed|difference)"),
-    ("skip", r"without (?:[a-z]+ )?change"),
+    ("skip", r"no (?:(?:significant|interval|substantial|appreciable|definite|major|further|acute) ){0,2}"
+             r"(?:change|changes|difference)"),
+    ("skip", r"without (?:(?:significant|interval|substantial) )?change"),
     ("skip", r"not (?:only|well|clearly|excluded|ruled out|(?:significantly )?changed)"),
+    ("skip", r"normal limits(?! (?:for|of|in)\b)"),
     # negation with a short reach: resolution of / removal of / history of / rather than ...
     ("neg_near", r"(?:interval )?resolution of|resolved|resolving|(?:interval )?removal of|removed"),
     ("neg_near", r"history of|hx of|disappearance of|drainage of|clearing of|cleared|no longer"),
     ("neg_near", r"(?:to )?exclude[ds]?|excluding|rather than|instead of"),
+    ("neg_near", r"normal limits (?:for|of|in)|(?:normal|unremarkable) appearance of|normal size (?:of|and)"),
     # negation: no / not / without / free of / negative for / clear of / rule out
     ("neg", r"no|not|without|neither|nor|negative for|free of|clear of|absence of|absent"),
     ("neg", r"rule[ds]? out|r or o"),
@@ -189,11 +203,11 @@ _CUE_ALTERNATIVES: tuple[tuple[str, str], ...] = (
     ("neg_adj", r"normal|unremarkable"),
     # post-negation uncertainty with a short reach: XXX or YYY, XXX versus YYY, secondary to XXX
     ("unc_near", r"or|versus|vs|secondary to|question of|suggestion of|less likely"),
+    ("unc_near", r"question|questioned|favou?r|favou?red|favou?ring|consider|considered|considering"),
     ("unc_near", r"(?:is|are|be|was|were) compatible with"),
     # post-negation uncertainty: may / possible / suspicious for / concern for / differential ...
     ("unc", r"may|might|could|would|maybe|possible|possibly|presumably|presumed|probable|questionable"),
-    ("unc", r"question|questioned|suspect|suspected|suspicious|suspicion|concern|concerning|worrisome"),
-    ("unc", r"favou?r|favou?red|favou?ring|consider|considered|considering|differential|correlate"),
+    ("unc", r"suspect|suspected|suspicious|suspicion|concern|concerning|worrisome|differential|correlate"),
     ("unc", r"correlation"),
     # stable / unchanged / borderline heart, silhouette, contour, size ...
     ("unc_cardiac", r"stable|unchanged|borderline|similar"),
@@ -215,56 +229,66 @@ _CLAUSE_BREAK = (
     r"|with|is|are|was|were|has|have|had)\b|\band (?:there|the|this|these|those|it|its|a|an)\b"
 )
 _BREAK = re.compile(_CLAUSE_BREAK)
-_TIGHT_BREAK = re.compile(_CLAUSE_BREAK + r"|,")
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
+_WORD_OR_COMMA = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*|,")
 
 
 @dataclass(frozen=True)
 class _Scope:
-    """How far a cue kind reaches forward, what it decides, and in which stage."""
+    """Which stage a cue kind belongs to (1 and 3 uncertain, 2 negated) and how many words it reaches
+    forward (commas count as words when ``tight``)."""
 
     stage: int
-    label: int
     window: int
-    breaks: re.Pattern[str]
+    tight: bool = False
     cardiac_only: bool = False
 
 
 _SCOPES: dict[str, _Scope] = {
-    "u1": _Scope(1, UNCERTAIN, 10, _BREAK),
-    "neg": _Scope(2, NEGATIVE, 10, _BREAK),
-    "neg_near": _Scope(2, NEGATIVE, 5, _BREAK),
-    "neg_adj": _Scope(2, NEGATIVE, 3, _TIGHT_BREAK),
-    "unc_near": _Scope(3, UNCERTAIN, 3, _BREAK),
-    "unc": _Scope(3, UNCERTAIN, 8, _BREAK),
-    "unc_cardiac": _Scope(3, UNCERTAIN, 3, _TIGHT_BREAK, cardiac_only=True),
+    "u1": _Scope(1, 10),
+    "neg": _Scope(2, 12),
+    "neg_near": _Scope(2, 5),
+    "neg_adj": _Scope(2, 3, tight=True),
+    "unc_near": _Scope(3, 3),
+    "unc": _Scope(3, 8),
+    "unc_cardiac": _Scope(3, 3, tight=True, cardiac_only=True),
 }
 
-# Predicates after the mention: "X [size] [, Y and Z] is/are [again] <predicate>".
+# Predicates after the mention: "X [size] [in the left base] [, Y and Z] is/are [again] <predicate>". Words
+# between the mention and the predicate need a copula after them, unless they are "and"/"or" plus a few words
+# ("heart size and vascularity normal"); "and the ..." and "and there ..." start a new clause.
 _STOP = (r"(?:is|are|was|were|be|been|has|have|had|with|without|no|not|may|might|could|can|cannot|which|but"
-         r"|appears?|remains?)\b")
+         r"|appears?|remains?|normal|unremarkable|within|there|it|and|or)\b")
+_ITEM = rf"\s+(?!{_STOP})[a-z0-9][a-z0-9-]*"
+_JOIN = r"\s*,|\s+(?:and|or)(?!\s+(?:the|there|this|these|those|it|its|a|an)\b)"
 _NOUN = r"(?:size|sizes|contours?|silhouettes?|configuration|shadow)"
 _COP = r"(?:is|are|was|were|appears?|appeared|remains?|remained|seems?|looks?|has|have|had)"
 _ADV = (r"(?:now|otherwise|again|still|also|overall|grossly|essentially|currently|largely|been|since"
-        r"|subsequently|stable|unchanged|and|entirely|completely)")
-_LIST = rf"(?:\s*,|\s+and|\s+or)(?:\s*,|\s+and|\s+or|\s+(?!{_STOP})[a-z0-9][a-z0-9-]*){{1,6}}"
-_POST_PREFIX = rf"^(?:\s+{_NOUN}){{0,2}}(?:{_LIST}\s+{_COP}|(?:\s+{_COP})?)(?:\s+{_ADV}){{0,3}}\s+"
+        r"|subsequently|stable|unchanged|and|entirely|completely|become|becomes|became|a|xxxx)")
+_LIST = rf"(?:{_JOIN}|{_ITEM}){{1,10}}"
+_SHORT_LIST = rf"\s+(?:and|or)(?:{_ITEM}){{1,4}}"
+_POST_PREFIX = (rf"^(?:\s+{_NOUN}){{0,2}}"
+                rf"(?:{_LIST}(?:\s+{_COP}){{1,2}}|(?:{_SHORT_LIST})?(?:\s+{_COP}){{0,2}})"
+                rf"(?:\s+{_ADV}){{0,3}}\s+")
 
 
 def _post(predicate: str) -> re.Pattern[str]:
     return re.compile(f"{_POST_PREFIX}(?:{predicate})\\b")
 
 
-_SEEN = (r"seen|identified|visualized|visualised|demonstrated|present|evident|enlarged|detected|noted|observed"
-         r"|apparent|shown|visible|dilated|widened|increased|identifiable|appreciable")
-_POST_U1 = _post(r"(?:can ?not|could not|may not|not) (?:be |been )?"
-                 r"(?:entirely |completely |definitely |definitively |totally )?(?:excluded|ruled out)")
+_SEEN = (r"seen|identified|visualized|visualised|demonstrated|present|evident|enlarged|detected|noted"
+         r"|observed|apparent|shown|visible|dilated|widened|increased|identifiable|appreciable")
+_NOT_ADV = r"(?:(?:definitely|definitively|currently|now|significantly|convincingly|grossly|again) )?"
+_POST_U1 = _post(r"(?:can ?not|could not|may not|not)"
+                 r"(?: (?:be|been|entirely|completely|definitely|definitively|totally|fully))*"
+                 r" (?:excluded|ruled out)")
 _POST_NEG = _post(
-    r"normal|unremarkable|within (?:the )?normal (?:limits|range)|(?:upper|top|high)[- ]normal"
-    r"|(?:at |within )?(?:the )?(?:upper|top|high) (?:limits?|range|end|border) of normal"
+    r"(?:of )?normal|unremarkable|within (?:the )?(?:normal )?(?:limits|range)|within limits of normal"
+    r"|(?:(?:at|near|on|within) )?(?:the )?(?:upper|top|high)[- ]"
+    r"(?:(?:limits?|range|end|border) )?(?:of )?normal"
     r"|absent|resolved|resolving|cleared|removed|withdrawn|gone|no longer [a-z]+"
     r"|previously (?:demonstrated|visualized|visualised)"
-    rf"|(?:not|no) (?:(?:definitely|currently|now|significantly|convincingly) )?(?:{_SEEN})"
+    rf"|(?:not|no) {_NOT_ADV}(?:{_SEEN})"
 )
 _POST_U3 = _post(
     r"suspected|possible|questionable|less likely|not appreciated|obscured|obscuring|obscures"
@@ -273,12 +297,8 @@ _POST_U3 = _post(
     r"|(?:may|might|could|can|possibly) (?:also )?(?:be (?:present|seen|visualized|identified)|appear"
     r"|have (?:this|a similar|similar) appearance)"
 )
-_POST_U3_CARDIAC = _post(
-    r"stable|unchanged|not (?:significantly )?changed|similar|borderline"
-)
-_POST_ALTERNATIVE = re.compile(
-    rf"^(?:\s*,?\s+(?!{_STOP})[a-z0-9][a-z0-9-]*){{0,2}}\s*,?\s+(?:or|versus|vs)\b"
-)
+_POST_U3_CARDIAC = _post(r"stable|unchanged|not (?:significantly )?changed|similar|borderline")
+_POST_ALTERNATIVE = re.compile(rf"^(?:\s*,?{_ITEM}){{0,2}}\s*,?\s+(?:or|versus|vs)\b")
 
 
 # ---------------------------------------------------------------------------------------- classification
@@ -314,20 +334,23 @@ def _word_span(sentence: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _cue_reaches(sentence: str, cue: _Cue, scope: _Scope, mention_start: int) -> bool:
-    if cue.end > mention_start:
+def _cue_reaches(sentence: str, cue: _Cue, scope: _Scope, start: int, end: int) -> bool:
+    """Does ``cue`` reach the mention ``sentence[start:end]``? The boundary check sees the mention too
+    ("no effusion and *the heart* is enlarged")."""
+    if cue.end > start:
         return False
-    gap = sentence[cue.end:mention_start]
-    return len(_WORD.findall(gap)) <= scope.window and not scope.breaks.search(gap)
+    words = (_WORD_OR_COMMA if scope.tight else _WORD).findall(sentence, cue.end, start)
+    return len(words) <= scope.window and not _BREAK.search(sentence, cue.end, end)
 
 
-def _pre_cue(sentence: str, cues: Sequence[_Cue], start: int, stage: int, cardiac: bool) -> str | None:
-    """The first cue of ``stage`` that reaches the mention starting at ``start``, or None."""
+def _pre_cue(sentence: str, cues: Sequence[_Cue], span: tuple[int, int], stage: int,
+             cardiac: bool) -> str | None:
+    """The first cue of ``stage`` that reaches the mention at ``span``, or None."""
     for cue in cues:
         scope = _SCOPES[cue.kind]
         if scope.stage != stage or (scope.cardiac_only and not cardiac):
             continue
-        if _cue_reaches(sentence, cue, scope, start):
+        if _cue_reaches(sentence, cue, scope, *span):
             return sentence[cue.start:cue.end]
     return None
 
@@ -349,7 +372,7 @@ def classify_mention(sentence: str, start: int, end: int, phrase: str,
         (UNCERTAIN, 3, (_POST_U3, _POST_ALTERNATIVE) + ((_POST_U3_CARDIAC,) if cardiac else ())),
     )
     for label, stage, post_patterns in stages:
-        cue = _pre_cue(sentence, cues, start, stage, cardiac)
+        cue = _pre_cue(sentence, cues, (start, end), stage, cardiac)
         if cue is not None:
             return label, f"stage {stage}: '{cue}' before"
         for pattern in post_patterns:
@@ -381,7 +404,7 @@ def combine_labels(labels: Sequence[int]) -> int:
 
 
 def aggregate(mentions: Iterable[tuple[str, str, int]]) -> dict[str, Label]:
-    """``(observation, matched text, label)`` per mention -> one value per observation, in OBSERVATIONS order."""
+    """``(observation, matched text, label)`` per mention -> one value per observation, OBSERVATIONS order."""
     per_observation: dict[str, list[int]] = {}
     no_finding = True
     for observation, text, label in mentions:
@@ -413,14 +436,16 @@ class Mention:
     reason: str
 
 
-def _overlaps_unmention(unmention: re.Pattern[str] | None, text: str, start: int, end: int) -> bool:
-    if unmention is None:
-        return False
-    return any(start < m.end(1) and end > m.start(1) for m in unmention.finditer(text))
+def _unmention_spans(unmention: re.Pattern[str] | None, text: str) -> list[tuple[int, int]]:
+    return [] if unmention is None else find_all(unmention, text)
+
+
+def _overlaps(spans: Sequence[tuple[int, int]], start: int, end: int) -> bool:
+    return any(start < span_end and end > span_start for span_start, span_end in spans)
 
 
 class CheXpertRulesLabeler:
-    """Rule-based CheXpert labeler; ``label(reports)`` returns one ``{observation: 1|0|-1|None}`` per report."""
+    """Rule-based CheXpert labeler: ``label(reports)`` gives one ``{observation: 1|0|-1|None}`` per report."""
 
     name = "chexpert-rules"
 
@@ -449,10 +474,12 @@ class CheXpertRulesLabeler:
         cue_cache: dict[int, list[_Cue]] = {}
         found = []
         for observation, pattern in self._matchers.mention.items():
-            unmention = self._matchers.unmention.get(observation)
-            for match in pattern.finditer(text):
-                start, end = match.span(1)
-                if _overlaps_unmention(unmention, text, start, end):
+            matches = find_all(pattern, text)
+            if not matches:
+                continue
+            unmentioned = _unmention_spans(self._matchers.unmention.get(observation), text)
+            for start, end in matches:
+                if _overlaps(unmentioned, start, end):
                     continue
                 index = bisect_right(starts, start) - 1
                 if index < 0:

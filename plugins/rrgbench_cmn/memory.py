@@ -1,0 +1,109 @@
+"""The R2GenCMN cross-modal memory (Chen et al., ACL 2021): the ``cmn`` memory component.
+
+One memory matrix ``M`` [N_m, D] (``memory.size`` x ``model.d_model``) is shared by both modalities
+(``applies_to = ("visual", "text")``), and so are the four projections around it. Querying and
+responding, per head ``h`` (``memory.heads``, head width ``d = D / heads``)::
+
+    q = W_q x,   k_j = W_k m_j,   v_j = W_v m_j                 (split into heads)
+    s_j = q . k_j / sqrt(d)                                      for every slot j
+    S = top-k(s)  (``memory.topk`` slots per head and query)
+    w = softmax(s_S)                                             over the kept scores only
+    R(x) = W_o concat_h( sum_{j in S} w_j v_j )
+    consolidated = x + R(x)                                      on visual tokens and word embeddings
+
+Every query position is answered independently, so text padding cannot influence real positions;
+padded positions (``mask`` False) get a zero response and keep their embedding unchanged.
+
+Initialisation follows the authors' code: ``M ~ N(0, std = 1/D)`` (``nn.init.normal_(M, 0, 1/cmm_dim)``;
+note the standard deviation is 1/D, not 1/sqrt(D)). Subclasses (MCSAM's clinical memory) replace it
+through :meth:`CrossModalMemory.reset_matrix` / :meth:`CrossModalMemory.load_matrix`.
+
+The weighted sum is computed as a dense matmul with a scattered (mostly zero) weight matrix, which is
+mathematically the gather of the selected slots and is the fastest form on CPU and GPU alike.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from rrgbench.components import MODALITIES, BuildContext, Memory, MemoryOutput
+from rrgbench.errors import ConfigError
+
+
+def check_memory_options(size: int, topk: int, heads: int, d_model: int) -> None:
+    """Refuse shapes the retrieval cannot run with, naming the options to change."""
+    if topk > size:
+        raise ConfigError(f"memory.topk ({topk}) must not exceed memory.size ({size})")
+    if d_model % heads:
+        raise ConfigError(f"model.d_model ({d_model}) must be divisible by memory.heads ({heads})")
+
+
+class CrossModalMemory(Memory):
+    """Shared memory matrix with multi-head top-k querying and ``X + R(X)`` consolidation."""
+
+    applies_to = ("visual", "text")
+
+    def __init__(self, options: Any, context: BuildContext) -> None:
+        super().__init__()
+        d_model = context.d_model
+        check_memory_options(options.size, options.topk, options.heads, d_model)
+        self.d_model, self.size, self.topk, self.heads = d_model, options.size, options.topk, options.heads
+        self.d_head = d_model // options.heads
+        self.matrix = nn.Parameter(torch.empty(options.size, d_model))
+        self.query = nn.Linear(d_model, d_model)
+        self.key = nn.Linear(d_model, d_model)
+        self.value = nn.Linear(d_model, d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.drop = nn.Dropout(options.dropout)
+        self.reset_matrix()
+
+    # -- the memory matrix --------------------------------------------------------------------
+    @property
+    def init_std(self) -> float:
+        """Standard deviation of R2GenCMN's random initialisation: 1 / D."""
+        return 1.0 / self.d_model
+
+    @torch.no_grad()
+    def reset_matrix(self) -> None:
+        nn.init.normal_(self.matrix, 0.0, self.init_std)
+
+    @torch.no_grad()
+    def load_matrix(self, values: torch.Tensor) -> None:
+        """Overwrite ``M`` in place (keeps the parameter object, so optimisers still hold it)."""
+        if values.shape != self.matrix.shape:
+            raise ValueError(f"memory matrix must be {tuple(self.matrix.shape)}, got {tuple(values.shape)}")
+        self.matrix.copy_(values.to(self.matrix.device, self.matrix.dtype))
+
+    # -- querying and responding --------------------------------------------------------------
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        """[..., n, D] -> [..., heads, n, d_head]."""
+        return x.unflatten(-1, (self.heads, self.d_head)).transpose(-3, -2)
+
+    def similarity(self, queries: torch.Tensor) -> torch.Tensor:
+        """Scaled dot products of every query with every slot, per head: [B, heads, L, N_m]."""
+        q = self._heads(self.query(queries))
+        k = self._heads(self.key(self.matrix))
+        return torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.d_head)
+
+    def respond(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Response R(x) [B, L, D], retrieval weights and slot indices [B, heads, L, k]."""
+        scores = self.similarity(queries)
+        kept, indices = scores.topk(self.topk, dim=-1)
+        weights = torch.softmax(kept.float(), dim=-1)
+        dense = scores.new_zeros(scores.shape).scatter(-1, indices, self.drop(weights).to(scores.dtype))
+        read = torch.matmul(dense, self._heads(self.value(self.matrix)))  # [B, heads, L, d_head]
+        response = self.out(read.transpose(-3, -2).flatten(-2))
+        return response, weights, indices
+
+    def forward(self, queries: torch.Tensor, modality: str, mask: torch.Tensor | None = None) -> MemoryOutput:
+        if modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+        response, weights, indices = self.respond(queries)
+        if mask is not None:
+            response = response * mask.unsqueeze(-1).to(response.dtype)
+        return MemoryOutput(consolidated=queries + response, retrieved=response, scores=weights, indices=indices,
+                            mask=mask)

@@ -1,0 +1,89 @@
+"""The command line end to end: a tiny real run, listings, and one-line errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rrgbench.cli import main
+
+NLG_KEYS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider")
+
+
+def _sets(overrides):
+    args = []
+    for key, value in overrides.items():
+        args += ["--set", f"{key}={value}"]
+    return args
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_a_complete_record(tmp_path, tiny, capsys):
+    code = main(["run", "--model", "transformer", "--dataset", "synthetic", "--device", "cpu", "--out",
+                 str(tmp_path), "--no-progress", *_sets(tiny)])
+    assert code == 0, capsys.readouterr().err
+    [results] = list(tmp_path.rglob("results.json"))
+    record = json.loads(results.read_text())
+    assert record["schema_version"] == 1 and record["model"] == "transformer" and record["dataset"] == "synthetic"
+    for key in NLG_KEYS:
+        entry = record["metrics"][key]
+        assert isinstance(entry["value"], float) or entry.get("unavailable"), key
+    assert record["protocol"]["splits"] == {"train": 48, "val": 12, "test": 12}
+    assert record["protocol"]["profile"] == "small"
+    assert record["environment"]["packages"]["torch"]
+    run_dir = results.parent
+    for name in ("config.json", "vocab.json", "status.json", "train_log.jsonl", "predictions.jsonl",
+                 "checkpoints/best.pt", "checkpoints/best.json", "checkpoints/last.pt"):
+        assert (run_dir / name).exists(), name
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
+    rows = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 12 and all(row["id"].startswith("synth-test-") for row in rows)
+    assert all(set(row) == {"id", "prediction", "reference"} for row in rows)
+
+    board = tmp_path / "board"
+    assert main(["leaderboard", "--runs", str(tmp_path), "--out", str(board)]) == 0
+    table = (board / "synthetic" / "leaderboard.md").read_text()
+    assert "| transformer |" in table and "bleu_4 ↑" in table
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "rrgbench", *args], capture_output=True, text=True, timeout=300,
+                          env=env)
+
+
+def test_unknown_model_is_one_line_with_suggestion():
+    result = _cli("run", "--model", "transfomer")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "did you mean 'transformer'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_real_dataset_without_data_says_where_it_goes(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "RRGBENCH_DATA"}
+    result = _cli("run", "--model", "transformer", "--dataset", "mimic-cxr", "--out", str(tmp_path), env=env)
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    assert "--data-dir" in result.stderr and "rrgbench data prepare mimic-cxr" in result.stderr
+
+
+def test_bad_set_value_is_one_line(tmp_path):
+    result = _cli("run", "--model", "transformer", "--set", "decode.beam_size=zero", "--out", str(tmp_path))
+    assert result.returncode == 2 and "decode.beam_size: expected int, got 'zero'" in result.stderr
+
+
+def test_list_models_and_options(capsys):
+    assert main(["list", "models", "--options"]) == 0
+    out = capsys.readouterr().out
+    assert "transformer" in out and "decoder.layers" in out
+    assert main(["list", "datasets"]) == 0
+    assert "synthetic" in capsys.readouterr().out
+
+
+def test_plugins_command_lists_builtins(capsys):
+    assert main(["plugins"]) == 0
+    assert "builtins" in capsys.readouterr().out
