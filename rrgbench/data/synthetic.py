@@ -235,7 +235,7 @@ def _sample_abnormal(rng: np.random.Generator) -> dict[str, int]:
 
 
 def _contrast_scale(difficulty: float) -> float:
-    return 1.25 - 0.75 * difficulty
+    return 0.9
 
 
 def _conspicuity(rng: np.random.Generator, difficulty: float) -> float:
@@ -1256,7 +1256,7 @@ _MENTIONS: dict[str, str] = {
 _HEART = (
     r"\bheart\b(?! failure)|cardiac silhouette|cardiomediastinal silhouette|cardiac contours?|cardiac size"
 )
-_PRE_NEGATION = r"\b(?:no|not|negative for|free of|absence of|normal|clear of|resolved)\b"
+_PRE_NEGATION = r"\b(?:no|not|without|negative for|free of|absence of|normal|clear of|resolved)\b"
 _POST_NEGATION = (
     r"\b(?:not (?:seen|identified|present|visualized|evident|appreciated|enlarged)|is normal|are normal|"
     r"within normal limits|normal in size|unremarkable|absent|(?:has|have) resolved)\b"
