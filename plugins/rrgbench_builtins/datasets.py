@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from rrgbench.data.annotation import read_annotation
+from rrgbench.data.prepare import PREPARED_INFO
 from rrgbench.data.source import DatasetSource, cache_dir, data_dir_for
 from rrgbench.data.validation import validate_studies
 from rrgbench_builtins.schemas import AnnotationDatasetOptions, SyntheticOptions
@@ -27,11 +28,21 @@ def synthetic(options: SyntheticOptions, data_dir: str | None, allow_missing: bo
                          truth=truth)
 
 
+def image_root_of(folder: Path, image_dir: str) -> Path:
+    """The explicit image_dir, else the root recorded by ``rrgbench data prepare``, else ``folder/images``."""
+    if image_dir:
+        return folder / image_dir
+    recorded = folder / PREPARED_INFO
+    if recorded.is_file():
+        return Path(json.loads(recorded.read_text(encoding="utf-8"))["image_root"])
+    return folder / "images"
+
+
 def _annotated(name: str, n_views: int, style: str, how_to: str):
     def load(options: AnnotationDatasetOptions, data_dir: str | None, allow_missing: bool = False) -> DatasetSource:
         folder = data_dir_for(name, data_dir, how_to)
         annotation = folder / "annotation.json"
-        image_root = folder / options.image_dir if options.image_dir else folder
+        image_root = image_root_of(folder, options.image_dir)
         splits = read_annotation(annotation)
         report = validate_studies(splits, image_root, n_views=n_views, allow_missing=allow_missing,
                                   annotation_name=str(annotation))

@@ -40,4 +40,5 @@ class SyntheticOptions:
 
 @dataclass(frozen=True)
 class AnnotationDatasetOptions:
-    image_dir: str = option("images", "image root relative to the data folder (R2Gen: images)")
+    image_dir: str = option("", "image root (absolute, or relative to the data folder); empty: the root "
+                                "recorded by `rrgbench data prepare`, else <data folder>/images (R2Gen layout)")

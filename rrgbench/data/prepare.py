@@ -2,7 +2,8 @@
 
 Each function reads the raw release, writes ``out_dir/annotation.json`` with ``write_annotation`` and
 returns a ``PrepareSummary`` (it prints nothing). Images are never copied: ``image_path`` entries are paths
-relative to the ``images_dir`` given, which becomes the dataset's image root.
+relative to the ``images_dir`` given, which becomes the dataset's image root (recorded in
+``out_dir/rrgbench.json``, where the ``iu-xray``/``mimic-cxr`` datasets find it).
 
 MIMIC-CXR (``prepare_mimic_cxr``), R2Gen's MIMIC format, one entry per image:
 
@@ -51,11 +52,14 @@ from pathlib import Path
 from rrgbench.data.annotation import write_annotation
 from rrgbench.data.studies import SPLITS, Study
 from rrgbench.errors import ConfigError, DataError, did_you_mean
+from rrgbench.io import write_json
 
 SECTIONS = ("findings", "impression", "findings+impression")
 MIMIC_SPLITS = {"train": "train", "validate": "val", "test": "test"}
 MIMIC_COLUMNS = ("dicom_id", "study_id", "subject_id", "split")
 ANNOTATION_NAME = "annotation.json"
+PREPARED_INFO = "rrgbench.json"
+"""Written beside annotation.json: where the images are (they are never copied)."""
 
 _HEADER = re.compile(r"^[ \t]*([A-Z][A-Z0-9 ,&/()'-]*[A-Z)])[ \t]*:", re.MULTILINE)
 _IMAGE_SUFFIX = re.compile(r"-\d+$")
@@ -232,7 +236,8 @@ def prepare_mimic_cxr(
     reports = _mimic_reports(rows, _files_root(reports_dir), section, dropped)
     by_split, missing_images = _mimic_entries(rows, reports, images_dir)
     notes = _missing_note(missing_images, "listed", images_dir)
-    return _finish("mimic-cxr", by_split, out_dir, dropped, notes, _mimic_study_counts(rows, reports))
+    return _finish("mimic-cxr", by_split, out_dir, dropped, notes, _mimic_study_counts(rows, reports),
+                   images_dir)
 
 
 def _mimic_entries(
@@ -270,6 +275,7 @@ def _finish(
     dropped: Counter[str],
     notes: list[str],
     studies: dict[str, int],
+    images_dir: Path,
 ) -> PrepareSummary:
     if not any(by_split.values()):
         reasons = ", ".join(f"{reason} ({n})" for reason, n in dropped.items()) or "no input studies"
@@ -277,6 +283,7 @@ def _finish(
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / ANNOTATION_NAME
     write_annotation(by_split, path)
+    write_json(out_dir / PREPARED_INFO, {"dataset": dataset, "image_root": str(Path(images_dir).resolve())})
     entries = {split: len(by_split[split]) for split in SPLITS}
     return PrepareSummary(dataset, path, studies, entries, dict(dropped), notes)
 
@@ -376,7 +383,7 @@ def prepare_iu_xray(reports_dir: Path, images_dir: Path, out_dir: Path, seed: in
     by_split, missing_images = _iu_entries(candidates, assign_splits(list(candidates), seed), images_dir)
     notes = _missing_note(missing_images, "referenced", images_dir)
     studies = {split: len(by_split[split]) for split in SPLITS}
-    return _finish("iu-xray", by_split, out_dir, dropped, notes, studies)
+    return _finish("iu-xray", by_split, out_dir, dropped, notes, studies, images_dir)
 
 
 def _iu_entries(

@@ -235,7 +235,7 @@ def _sample_abnormal(rng: np.random.Generator) -> dict[str, int]:
 
 
 def _contrast_scale(difficulty: float) -> float:
-    return 0.9
+    return 1.25 - 0.75 * difficulty
 
 
 def _conspicuity(rng: np.random.Generator, difficulty: float) -> float:
@@ -651,11 +651,9 @@ def _texture(cv: _Canvas, anatomy: Anatomy, rng: np.random.Generator, size: int)
     towards each hilum, plus fine parenchymal noise."""
     ridges = np.exp(-((_smooth_noise(rng, size, 1 / 70) / 0.3) ** 2))
     fine = _smooth_noise(rng, size, 1 / 160)
-    hilar = np.zeros_like(cv.x)
-    for side in ("right", "left"):
-        hx, hy = _hilum(anatomy, side)
-        r = np.sqrt((cv.x - hx) ** 2 + ((cv.y - hy) / 1.3) ** 2)
-        hilar += np.exp(-((r / 0.14) ** 2)) * 0.8 + np.exp(-r / 0.4) * 0.6
+    hx, hy = _hilum(anatomy, "left")  # the hila are mirror images: measure from |x|
+    r = np.sqrt((np.abs(cv.x) - hx) ** 2 + ((cv.y - hy) / 1.3) ** 2)
+    hilar = np.exp(-((r / 0.14) ** 2)) * 0.8 + np.exp(-r / 0.4) * 0.6
     return ridges * (0.35 + hilar) + 0.15 * fine
 
 
@@ -793,11 +791,8 @@ def _nodule(cv: _Canvas, case: SyntheticCase, finding: Finding) -> np.ndarray:
 
 def _edema(cv: _Canvas, case: SyntheticCase, finding: Finding) -> np.ndarray:
     """Bilateral perihilar ("bat-wing") haze, stronger for moderate edema."""
-    haze = np.zeros_like(cv.x)
-    for side in ("right", "left"):
-        hx, hy = _hilum(case.anatomy, side)
-        haze += np.exp(-(((cv.x - hx) / 0.3) ** 2 + ((cv.y - hy) / 0.42) ** 2))
-    return np.clip(haze, 0.0, 1.0) * finding.extent
+    hx, hy = _hilum(case.anatomy, "left")  # mirror-symmetric about the midline
+    return np.exp(-(((np.abs(cv.x) - hx) / 0.3) ** 2 + ((cv.y - hy) / 0.42) ** 2)) * finding.extent
 
 
 @dataclass
@@ -1157,7 +1152,7 @@ def _write_split(
     for i in range(spec.size_of(split)):
         study = generate_study(spec, split, i)
         rel = f"images/{study.id}.png"
-        Image.fromarray(study.image, mode="L").save(folder / rel)
+        Image.fromarray(study.image).save(folder / rel, compress_level=1)
         entries.append({"id": study.id, "report": study.report, "image_path": [rel], "split": split})
         findings[study.id] = study.findings
     return entries
@@ -1234,7 +1229,7 @@ def save_preview(spec: SyntheticSpec, path: Path, n: int = 16) -> None:
         top, left = pad + r * (size + pad), pad + c * (size + pad)
         grid[top:top + size, left:left + size] = generate_study(spec, "train", i).image
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid, mode="L").save(path)
+    Image.fromarray(grid).save(path)
 
 
 # ----------------------------------------------------------------------------------------------
