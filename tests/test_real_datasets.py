@@ -72,7 +72,7 @@ def test_trains_and_scores_when_every_split_has_images(real_data, tmp_path, tiny
     subset = {"train": annotation["train"][:8], "val": annotation["val"][:3], "test": annotation["test"][:3]}
     folder = tmp_path / "iu-complete"
     folder.mkdir()
-    for split, entries in subset.items():
+    for entries in subset.values():
         for i, entry in enumerate(entries):
             _place_images(real_data, folder, entry["id"], sources[i % 2])
     (folder / "annotation.json").write_text(json.dumps(subset))

@@ -40,7 +40,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is the user's file
+    except Exception as exc:  # any unpickling failure is a problem of the user's file
         raise ConfigError(f"encoder.weights: cannot load {path} safely ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0][:160]})") from None
     for key in ("state_dict", "model", "model_state_dict"):

@@ -27,6 +27,13 @@ Design decisions
   device sentence is sometimes left out, as real reports do). Each statement has 2-4 paraphrases and
   the sentence order is partly random, so even a perfect image reader stays well below BLEU 1.
   Normal studies get a normal-style report ending with e.g. "No acute cardiopulmonary abnormality."
+  The vocabulary is what CheXpert-style rule labelers recognise ("cardiomegaly", "pleural effusion",
+  "pulmonary edema", "endotracheal tube", ...), so the project's CE labelers read it correctly too.
+* On disk (``build``): ``root/<fingerprint>/`` holds ``images/<id>.png``, ``annotation.json`` in R2Gen
+  format, ``findings.json`` (id -> finding -> 0/1), ``spec.json`` and a ``.complete`` marker. It is
+  written into a temporary sibling folder and renamed into place, so concurrent builds are safe.
+* Speed: everything is drawn with whole-array numpy operations on a float32 grid (about 10 ms of CPU
+  per 128 px study on a busy machine), so the default 1,450 studies build in well under a minute.
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ from scipy import ndimage
 
 from rrgbench.errors import ConfigError, DataError
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bump when the output for a given spec changes; it is part of the fingerprint (the cache key)."""
 
 FINDINGS: tuple[str, ...] = (
