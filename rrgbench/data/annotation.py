@@ -8,21 +8,19 @@ under is its split; the entry's own ``split`` field must be a string when presen
 This module checks structure only. Content problems (missing or corrupt images, empty reports, image
 paths escaping the image root) belong to the validation module, which reports them all in one pass.
 
-It also owns two small file helpers used by the tokenizer: ``load_json`` (errors with line and column)
-and ``atomic_write_text`` (temporary file + ``os.replace``).
+Files are read with :func:`rrgbench.io.read_json` (errors with line and column) and written atomically.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rrgbench.data.studies import SPLITS, Study
 from rrgbench.errors import DataError, did_you_mean
+from rrgbench.io import read_json, write_text
 
 REQUIRED_FIELDS = ("id", "report", "image_path")
 
@@ -46,46 +44,10 @@ def json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def load_json(path: Path, what: str = "JSON file") -> Any:
-    """Parse the JSON file at ``path``; a DataError names the file and, for bad JSON, the line and column."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: {what} not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, expected a {what}") from None
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: {what} is not UTF-8 text (bad byte at offset {error.start})") from None
-    except OSError as error:
-        raise DataError(f"{path}: cannot read {what}: {error.strerror or error}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise DataError(
-            f"{path}: malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}"
-        ) from None
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), 0o644)  # mkstemp creates 0600; give the usual permissions
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def read_annotation(path: Path | str) -> dict[str, list[Study]]:
     """Read an R2Gen ``annotation.json`` into studies per split (keys in ``SPLITS`` order)."""
     path = Path(path)
-    data = load_json(path, what="annotation file")
+    data = read_json(path, what="annotation file")
     if not isinstance(data, dict):
         keys = ", ".join(f"'{s}'" for s in SPLITS)
         raise DataError(f"{path}: top level must be a JSON object with keys {keys}, got {json_type(data)}")
@@ -99,7 +61,7 @@ def write_annotation(studies_by_split: Mapping[str, Sequence[Study]], path: Path
     if unknown:
         raise DataError(f"{path}: cannot write unknown split {unknown[0]!r}; splits are {', '.join(SPLITS)}")
     data = {split: [_entry(study, split) for study in studies_by_split.get(split, ())] for split in SPLITS}
-    atomic_write_text(Path(path), json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    write_text(Path(path), json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 
 def _entry(study: Study, split: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ truncated reference. Images: training resizes to ``train_resize``, random-crops 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,4 +90,4 @@ def make_loader(dataset: StudyDataset, batch_size: int, shuffle: bool, num_worke
     pad_id = dataset.tokenizer.pad_id
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
                       num_workers=num_workers, generator=generator,
-                      collate_fn=lambda items: collate(items, pad_id), persistent_workers=False)
+                      collate_fn=functools.partial(collate, pad_id=pad_id), persistent_workers=False)

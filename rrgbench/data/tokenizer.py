@@ -16,9 +16,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rrgbench.data.annotation import atomic_write_text, load_json
 from rrgbench.data.cleaning import check_style, clean_report
 from rrgbench.errors import ConfigError, DataError
+from rrgbench.io import read_json, write_text
 
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 VOCAB_FORMAT_VERSION = 1
@@ -158,13 +158,13 @@ class Tokenizer:
 
     def save(self, path: Path | str) -> None:
         """Write the vocabulary as JSON, atomically (a temporary file renamed over ``path``)."""
-        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n")
+        write_text(Path(path), json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n")
 
     @classmethod
     def load(cls, path: Path | str) -> Tokenizer:
         """Read a vocabulary written by ``save``; a DataError names the file and the problem."""
         path = Path(path)
-        data = load_json(path, what="vocabulary file")
+        data = read_json(path, what="vocabulary file")
         try:
             return cls.from_dict(data)
         except DataError as error:
