@@ -4,14 +4,22 @@ A checkpoint is two files written atomically: ``NAME.pt`` (tensors and plain con
 with ``torch.load(weights_only=True)`` so a pickle carrying code is refused and never executed) and
 ``NAME.json`` (metadata: resolved config, vocabulary, epoch/step, the SHA-256 of ``NAME.pt``). A
 ``.pt`` whose checksum does not match its metadata is a half-written checkpoint and is rejected.
+
+The ``.pt`` is written before its ``.json``, so a crash between the two leaves a pair whose checksum
+disagrees. ``save_checkpoint(..., keep_previous=True)`` first hard-links the current pair to
+``NAME.prev.pt/.json`` (a rename-free, copy-free snapshot), so at every instant at least one of the two
+pairs is complete; :func:`load_latest` takes the newest complete one and repairs the other name.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import random
+import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +68,72 @@ def _as_tuple(value: Any) -> Any:
     return value
 
 
-def save_checkpoint(path: Path, payload: dict[str, Any], meta: dict[str, Any]) -> None:
-    """Write ``path`` (.pt payload) and its ``.json`` metadata with the payload's checksum."""
+def previous_path(path: Path) -> Path:
+    """``last.pt`` -> ``last.prev.pt``."""
     path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Make ``dst`` an atomic snapshot of ``src`` (hard link, or a copy where links are not supported)."""
+    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        os.link(src, tmp)
+        os.replace(tmp, dst)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+        with open(src, "rb") as source:
+            atomic_write(dst, lambda handle: shutil.copyfileobj(source, handle), binary=True)
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any], meta: dict[str, Any], keep_previous: bool = False) -> None:
+    """Write ``path`` (.pt payload) and its ``.json`` metadata with the payload's checksum.
+
+    With ``keep_previous`` the existing pair is first kept as ``NAME.prev.pt/.json`` (see the module
+    docstring); the caller guarantees the existing pair is complete (``load_latest`` repairs it).
+    """
+    path = Path(path)
+    meta_path = path.with_suffix(".json")
+    if keep_previous and path.is_file() and meta_path.is_file():
+        prev = previous_path(path)
+        _link_or_copy(path, prev)
+        _link_or_copy(meta_path, prev.with_suffix(".json"))
     atomic_write(path, lambda handle: torch.save(payload, handle), binary=True)
-    write_json(path.with_suffix(".json"), {**meta, "checkpoint_version": CHECKPOINT_VERSION, "sha256": sha256(path)})
+    write_json(meta_path, {**meta, "checkpoint_version": CHECKPOINT_VERSION, "sha256": sha256(path)})
+
+
+def link_checkpoint(src: Path, dst: Path, **meta_updates: Any) -> None:
+    """Make ``dst`` a copy of checkpoint ``src`` (payload linked, metadata updated), e.g. ``last`` -> ``best``."""
+    src, dst = Path(src), Path(dst)
+    meta = read_meta(src)
+    _link_or_copy(src, dst)
+    write_json(dst.with_suffix(".json"), {**meta, **meta_updates})
+
+
+def load_latest(path: Path) -> tuple[dict[str, Any], dict[str, Any], Path, list[str]] | None:
+    """The newest complete checkpoint of ``path`` or its ``.prev``: (payload, meta, path used, problems).
+
+    ``None`` when neither exists. When ``path`` is unusable and ``.prev`` is used, ``path`` is repaired
+    (replaced by ``.prev``) so that the next ``save_checkpoint(keep_previous=True)`` keeps a complete pair.
+    A DataError lists both problems when neither is usable.
+    """
+    path = Path(path)
+    problems: list[str] = []
+    for candidate in (path, previous_path(path)):
+        if not candidate.is_file() and not candidate.with_suffix(".json").is_file():
+            continue
+        try:
+            payload, meta = load_checkpoint(candidate)
+        except DataError as exc:
+            problems.append(str(exc))
+            continue
+        if candidate != path:
+            _link_or_copy(candidate, path)
+            _link_or_copy(candidate.with_suffix(".json"), path.with_suffix(".json"))
+        return payload, meta, candidate, problems
+    if problems:
+        raise DataError("no usable checkpoint: " + "; ".join(problems))
+    return None
 
 
 def read_meta(path: Path) -> dict[str, Any]:

@@ -5,16 +5,21 @@ Layout of one run (``--out`` default ``runs/``)::
     runs/<dataset>/<model>/<YYYYmmdd-HHMMSS>-<config fingerprint>-s<seed>/
         config.json        resolved configuration (RunConfig.to_dict())
         vocab.json         tokenizer (also inside every checkpoint's metadata)
-        status.json        running | finished | failed (+ error), updated atomically
-        train_log.jsonl    one line per logged training step / validation
-        checkpoints/       last.pt/.json (every epoch), best.pt/.json (best on validation)
+        status.json        running (+ pid, host) | finished | failed (+ error) | interrupted (+ signal),
+                           updated atomically
+        train_log.jsonl    one line per logged training step / validation; on resume it is cut back to
+                           the rows the checkpoint knew (a line cut by a crash is dropped)
+        checkpoints/       last.pt/.json (each epoch and every ``train.checkpoint_every`` steps),
+                           last.prev.pt/.json (the one before, used when ``last`` is half-written),
+                           best.pt/.json (best on validation)
         predictions.jsonl  id, prediction, reference (cleaned, untruncated)
         scores.jsonl       per-study metric values
         results.json       the record leaderboards read (schema below)
 
 ``results.json`` keys: ``schema_version``, ``run_id``, ``model``, ``dataset``, ``profile``, ``seed``,
 ``metrics`` (key -> {value, ci95, higher_is_better[, unavailable]}), ``validation``, ``protocol``,
-``efficiency``, ``environment``, ``config``, ``created``.
+``efficiency``, ``environment``, ``config``, ``created``; a record written by ``rrgbench evaluate`` adds
+``evaluated_from`` (the checkpoint's path and SHA-256).
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import socket
 import subprocess
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -51,7 +58,10 @@ class RunDir:
 
     def status(self) -> dict[str, Any]:
         file = self.path / "status.json"
-        return json.loads(file.read_text()) if file.is_file() else {"status": "unknown"}
+        try:
+            return json.loads(file.read_text()) if file.is_file() else {"status": "unknown"}
+        except (OSError, json.JSONDecodeError):
+            return {"status": "unknown"}
 
     def set_status(self, status: str, **extra: Any) -> None:
         write_json(self.path / "status.json", {"status": status, "updated": _now(), **extra})
@@ -76,7 +86,7 @@ def create_run(out: Path, config: RunConfig) -> RunDir:
     path.mkdir(parents=True)
     run = RunDir(path)
     write_json(path / "config.json", config.to_dict())
-    run.set_status("running", pid=os.getpid())
+    run.set_status("running", pid=os.getpid(), host=socket.gethostname())
     return run
 
 
@@ -85,14 +95,15 @@ def find_runs(root: Path) -> list[RunDir]:
     return sorted((RunDir(p.parent) for p in Path(root).rglob("config.json")), key=lambda r: r.path.name)
 
 
-def find_matching(root: Path, config: RunConfig, status: str | None = None) -> list[RunDir]:
-    """Runs below ``root`` with the same configuration fingerprint (and status, if given)."""
+def find_matching(root: Path, config: RunConfig, status: str | Collection[str] | None = None) -> list[RunDir]:
+    """Runs below ``root`` with the same configuration fingerprint (and status, or one of several), oldest first."""
     fingerprint = config.fingerprint()
     base = Path(root) / config.dataset / config.model
     if not base.is_dir():
         return []
     runs = [r for r in find_runs(base) if f"-{fingerprint}-" in r.path.name]
-    return [r for r in runs if status is None or r.status().get("status") == status]
+    wanted = {status} if isinstance(status, str) else set(status or ())
+    return [r for r in runs if not wanted or r.status().get("status") in wanted]
 
 
 def environment(device: str) -> dict[str, Any]:
@@ -133,7 +144,9 @@ def _now() -> str:
 
 
 def results_record(run: RunDir, config: RunConfig, metrics: dict[str, Any], *, validation: dict[str, Any],
-                   protocol: dict[str, Any], efficiency: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
+                   protocol: dict[str, Any], efficiency: dict[str, Any], env: dict[str, Any],
+                   **extra: Any) -> dict[str, Any]:
+    """The ``results.json`` record; ``extra`` adds keys (``evaluated_from`` for ``rrgbench evaluate``)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run.run_id,
@@ -148,4 +161,5 @@ def results_record(run: RunDir, config: RunConfig, metrics: dict[str, Any], *, v
         "environment": env,
         "config": config.to_dict(),
         "created": _now(),
+        **extra,
     }

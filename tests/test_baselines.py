@@ -124,7 +124,7 @@ def train_images() -> torch.Tensor:
 @pytest.fixture(scope="module")
 def nn_model(registry: Registry, train_images: torch.Tensor) -> ReportGenerator:
     torch.manual_seed(0)
-    overrides = {"model.d_model": 32, "data.image_size": 64, "encoder.backbone": "resnet18"}
+    overrides = {"model.d_model": 32, "data.image_size": 64, "encoder.backbone": "test_resnet"}
     config = resolve_config(registry, "nearest-neighbor", "synthetic", overrides)
     model = build_model(registry, config, CONTEXT)
     assert model.components_wanting_initialization() == [model.decoder]
@@ -139,6 +139,7 @@ def test_nearest_neighbor_recipe_does_not_train(registry: Registry) -> None:
         config = resolve_config(registry, "nearest-neighbor", "synthetic", profile=profile)
         assert config.sections["train"]["epochs"] == 0
         assert config.sections["encoder"]["position_embedding"] is False
+        assert config.sections["train"]["amp"] is False
         assert config.recipe_kind == "retrieval"
         assert config.components["decoder"] == "retrieval"
 
@@ -192,7 +193,7 @@ def test_full_pass_puts_all_mass_on_the_retrieved_report(nn_model: ReportGenerat
 
 def test_index_survives_a_checkpoint_round_trip(registry: Registry, nn_model: ReportGenerator,
                                                 train_images: torch.Tensor) -> None:
-    overrides = {"model.d_model": 32, "data.image_size": 64, "encoder.backbone": "resnet18"}
+    overrides = {"model.d_model": 32, "data.image_size": 64, "encoder.backbone": "test_resnet"}
     fresh = build_model(registry, resolve_config(registry, "nearest-neighbor", "synthetic", overrides), CONTEXT)
     fresh.load_state_dict(nn_model.state_dict())
     assert torch.equal(fresh.decoder.keys, nn_model.decoder.keys)

@@ -31,7 +31,7 @@ def registry() -> Registry:
 @pytest.fixture(scope="module")
 def model(registry: Registry) -> ReportGenerator:
     torch.manual_seed(0)
-    overrides = {"model.d_model": 32, "data.image_size": 64, "encoder.backbone": "resnet18"}
+    overrides = {"model.d_model": 32, "data.image_size": 64, "encoder.backbone": "test_resnet"}
     config = resolve_config(registry, "r2gen", "synthetic", overrides)
     context = BuildContext(d_model=32, vocab_size=VOCAB, pad_id=0, bos_id=1, eos_id=2, max_len=12, n_views=1,
                            image_size=64)

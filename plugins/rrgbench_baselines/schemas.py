@@ -43,11 +43,14 @@ SHOW_TELL_SMALL: dict[str, Any] = {
 # Retrieval needs no training: the index is built from the training set before the (skipped) epochs.
 # Both the recipe and its small profile pin ``train.epochs`` to 0 (profiles are applied after recipe
 # overrides). The fixed encoder has no position embedding, so the mean of its visual tokens equals
-# the pooled vector the index was built from. Beam search would return the same report as greedy.
+# the pooled vector the index was built from. ``train.amp`` is off so that on CUDA the test queries are
+# encoded in float32 like the index (the harness builds the index without autocast). Beam search would
+# return the same report as greedy.
 NEAREST_NEIGHBOR_SETTINGS: dict[str, Any] = {
     "encoder.backbone": "resnet101",
     "encoder.position_embedding": False,
     "train.epochs": 0,
+    "train.amp": False,
     "decode.method": "greedy",
 }
 

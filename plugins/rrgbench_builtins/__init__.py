@@ -2,13 +2,14 @@
 
 Registered here: the ``timm`` encoder, the ``none`` memory and alignment, the ``transformer``
 decoder, the ``transformer`` recipe (R2Gen's BASE model), the ``synthetic``, ``iu-xray`` and
-``mimic-cxr`` datasets, the ``nlg`` and ``clinical`` metric groups and the ``chexpert-rules``
-labeler.
+``mimic-cxr`` datasets, the ``nlg``, ``clinical`` and ``radgraph`` metric groups and the
+``chexpert-rules`` and ``chexbert`` labelers.
 """
 
 from __future__ import annotations
 
 from rrgbench import hookimpl
+from rrgbench.metrics.labelers.chexbert import ChexbertOptions
 from rrgbench.options import NoOptions
 from rrgbench_builtins.schemas import (
     AnnotationDatasetOptions,
@@ -20,6 +21,7 @@ from rrgbench_builtins.schemas import (
 NLG_KEYS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider")
 CE_KEYS = ("ce_precision_micro", "ce_recall_micro", "ce_f1_micro", "ce_precision_macro", "ce_recall_macro",
            "ce_f1_macro", "ce_f1_micro_5", "ce_f1_macro_5")
+RADGRAPH_KEYS = ("radgraph_f1", "radgraph_simple", "radgraph_complete")
 
 
 @hookimpl
@@ -76,9 +78,15 @@ def rrgbench_register_metrics(register):
     register("clinical", "rrgbench_builtins.metrics:clinical", keys=CE_KEYS,
              description="CheXpert-label precision/recall/F1 (micro, macro, 14 and 5 observations) of the "
                          "generated vs the reference reports, with the run's labeler")
+    register("radgraph", "rrgbench_builtins.metrics:radgraph", keys=RADGRAPH_KEYS,
+             description="RadGraph F1 (radgraph package; model folder via $RRGBENCH_RADGRAPH): partial "
+                         "(radgraph_f1), simple and complete rewards")
 
 
 @hookimpl
 def rrgbench_register_labelers(register):
     register("chexpert-rules", "rrgbench_builtins.metrics:chexpert_rules", options=NoOptions,
              description="offline rule-based CheXpert-style labeler (CheXpert phrase lists, NegBio patterns)")
+    register("chexbert", "rrgbench_builtins.metrics:chexbert", options=ChexbertOptions,
+             description="CheXbert via f1chexbert, offline: chexbert.pth via option checkpoint or "
+                         "$RRGBENCH_CHEXBERT, bert-base-uncased tokenizer via option bert")

@@ -42,3 +42,19 @@ def chexpert_rules(options: object) -> object:
     from rrgbench.metrics.labelers.chexpert_rules import CheXpertRulesLabeler
 
     return CheXpertRulesLabeler()
+
+
+def radgraph(predictions: Sequence[str], references: Sequence[str],
+             context: ScoringContext) -> dict[str, MetricResult]:
+    """RadGraph F1 (partial, simple, complete) when the radgraph package and its model folder are on disk."""
+    from rrgbench.metrics.radgraph import protocol_entry, score_radgraph
+
+    results = score_radgraph(predictions, references)
+    context.protocol["radgraph"] = protocol_entry()
+    return results
+
+
+def chexbert(options: object) -> object:
+    from rrgbench.metrics.labelers.chexbert import CheXbertLabeler
+
+    return CheXbertLabeler(options)  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from rrgbench import __version__
 from rrgbench.errors import RRGBenchError
 
-COMMAND_MODULES = ("run", "listing", "report", "data")
+COMMAND_MODULES = ("run", "listing", "report", "data", "scoring", "evaluate")
 
 
 def echo(message: str = "") -> None:

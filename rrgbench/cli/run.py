@@ -1,4 +1,11 @@
-"""``rrgbench run``: train a recipe on a dataset, decode the test split once, score, write the record."""
+"""``rrgbench run``: train a recipe on a dataset, decode the test split once, score, write the record.
+
+``--resume`` continues the latest unfinished run (running with a dead process, failed or interrupted)
+of the same configuration in ``--out``, or ``--resume RUN_DIR`` that run (``--model`` may then be
+omitted: the run's own configuration is used; given options must agree with it). Several seeds
+(``--seed 1,2,3``) give one run directory each and a closing ``mean ± std`` line. Under ``torchrun``
+every rank runs this command; only rank 0 prints and writes.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from rrgbench.cli import echo, split_list
-from rrgbench.errors import RRGBenchError
+from rrgbench.errors import ConfigError, RRGBenchError
 
 
 def register(sub: Any) -> None:
     run = sub.add_parser("run", help="train a model on a dataset, evaluate on test, write a run record")
-    run.add_argument("--model", required=True, help="model recipe (rrgbench list models)")
-    run.add_argument("--dataset", default="synthetic", help="dataset (default: synthetic)")
+    run.add_argument("--model", help="model recipe (rrgbench list models); required unless --resume RUN_DIR")
+    run.add_argument("--dataset", default=None, help="dataset (default: synthetic)")
     run.add_argument("--data-dir", help="folder with annotation.json and images (or $RRGBENCH_DATA/<dataset>)")
     run.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
-    run.add_argument("--seed", default="0", help="training seed, or several: 1,2,3 (default 0)")
+    run.add_argument("--seed", default=None, help="training seed, or several: 1,2,3 (default 0)")
     run.add_argument("--out", default="runs", help="runs folder (default runs/)")
     run.add_argument("--profile", help="size profile: small or paper (default: the dataset's)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -27,6 +34,9 @@ def register(sub: Any) -> None:
     run.add_argument("--labeler", default="chexpert-rules", help="labeler for clinical-efficacy metrics")
     run.add_argument("--skip", action="append", default=[], metavar="METRIC",
                      help="do not compute this metric key (e.g. meteor); recorded as unavailable, never as 0")
+    run.add_argument("--resume", nargs="?", const="auto", default=None, metavar="RUN_DIR",
+                     help="continue the latest unfinished run of this configuration in --out (or RUN_DIR); "
+                          "starts a new run when there is none")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(handler=cmd_run)
 
@@ -44,26 +54,75 @@ def overrides_from(args: argparse.Namespace) -> dict[str, str]:
 
 def parse_seeds(text: str) -> list[int]:
     try:
-        return [int(part) for part in str(text).split(",") if part.strip()]
+        seeds = [int(part) for part in str(text).split(",") if part.strip()]
     except ValueError:
         raise RRGBenchError(f"--seed expects integers separated by commas, got '{text}'") from None
+    if not seeds:
+        raise RRGBenchError(f"--seed expects integers separated by commas, got '{text}'")
+    return seeds
+
+
+def resolve_configs(reg: Any, args: argparse.Namespace) -> list[Any]:
+    """One validated RunConfig per seed (from the run directory itself for ``--resume RUN_DIR`` alone)."""
+    from rrgbench.config import resolve_config
+
+    resume_dir = args.resume not in (None, "auto")
+    if args.model is None:
+        if not resume_dir:
+            raise ConfigError("run: --model is required (rrgbench list models), unless --resume RUN_DIR is given")
+        from rrgbench.runs import RunDir
+
+        config_file = Path(args.resume) / "config.json"
+        if not config_file.is_file():
+            raise ConfigError(f"--resume {args.resume}: not a run directory (no config.json in it)")
+        return [RunDir(Path(args.resume)).config()]
+    seeds = parse_seeds(args.seed if args.seed is not None else "0")
+    if resume_dir and len(seeds) > 1:
+        raise ConfigError("--resume RUN_DIR continues one run; give a single --seed (or none)")
+    overrides = overrides_from(args)
+    dataset = args.dataset or "synthetic"
+    return [resolve_config(reg, args.model, dataset, overrides, profile=args.profile, seed=seed) for seed in seeds]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from rrgbench.config import resolve_config
     from rrgbench.plugins import registry
 
     reg = registry()
-    overrides = overrides_from(args)
-    configs = [resolve_config(reg, args.model, args.dataset, overrides, profile=args.profile, seed=seed)
-               for seed in parse_seeds(args.seed)]  # all validated before anything heavy is imported
+    configs = resolve_configs(reg, args)  # all validated before anything heavy is imported
+    from rrgbench import distributed
     from rrgbench.scoring import ScoringContext
     from rrgbench.train import RunRequest, run_training
 
-    for config in configs:
-        request = RunRequest(data_dir=args.data_dir, out=Path(args.out), device=args.device,
-                             progress=not args.no_progress and sys.stderr.isatty(), log=echo,
-                             scoring=ScoringContext(labeler=args.labeler, skip=frozenset(split_list(args.skip))))
-        run = run_training(reg, config, request)
-        echo(f"results: {run.path / 'results.json'}")
+    info = distributed.env_info()
+    say = distributed.silence(info, echo)
+    runs = []
+    try:
+        for config in configs:
+            request = RunRequest(data_dir=args.data_dir, out=Path(args.out), device=args.device,
+                                 progress=not args.no_progress and sys.stderr.isatty(), log=say,
+                                 scoring=ScoringContext(labeler=args.labeler, skip=frozenset(split_list(args.skip))),
+                                 resume=args.resume)
+            run = run_training(reg, config, request)
+            if run is not None:
+                say(f"results: {run.path / 'results.json'}")
+                runs.append(run)
+    finally:
+        distributed.teardown()
+    if len(configs) > 1 and info.is_main:
+        say(aggregate_line([config.seed for config in configs], [run.results() or {} for run in runs]))
     return 0
+
+
+def aggregate_line(seeds: list[int], records: list[dict[str, Any]]) -> str:
+    """``mean ± std over seeds ...: metric m ± s, ...`` for every metric all records have a value for."""
+    from rrgbench.metrics.statistics import mean_std
+
+    keys = list(records[0].get("metrics", {})) if records else []
+    parts = []
+    for key in keys:
+        values = [r.get("metrics", {}).get(key, {}).get("value") for r in records]
+        if values and all(isinstance(v, (int, float)) for v in values):
+            mean, std = mean_std(values)
+            parts.append(f"{key} {mean:.4f} ± {std:.4f}")
+    label = ",".join(str(s) for s in seeds)
+    return f"mean ± std over {len(records)} seeds ({label}): " + (", ".join(parts) or "no metric has values")

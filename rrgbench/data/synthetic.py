@@ -542,6 +542,10 @@ def _heart(cv: _Canvas, case: SyntheticCase) -> np.ndarray:
     return cv.step((1.0 - _heart_radius(case, cv.x, cv.y)) * short, 1.2)
 
 
+MAX_LIFT = 0.08
+"""How far a focal finding may move up to clear the heart; small enough to stay in its stated zone."""
+
+
 def _focal_center(
     case: SyntheticCase, finding: Finding, frac: float, lateral: float, margin: float
 ) -> tuple[float, float]:
@@ -556,14 +560,17 @@ def _focal_center(
     cy = top + frac * (bottom - top) + finding.dy
     xm = lateral * anatomy.thorax_hw + finding.dx
     short = _heart_geometry(case)[3]
+    lift = 0.0
     for _ in range(40):
-        if float(_heart_radius(case, s * xm, cy)) > 1.0 + margin / short:
+        if float(_heart_radius(case, s * xm, cy - lift)) > 1.0 + margin / short:
             break
         if xm < 0.8 * anatomy.thorax_hw - 0.5 * margin:
             xm += 0.02
+        elif lift < MAX_LIFT:
+            lift += 0.02
         else:
-            cy -= 0.02
-    return s * xm, cy
+            break  # a very large heart: overlap it rather than leave the stated zone
+    return s * xm, cy - lift
 
 
 def _mediastinum(cv: _Canvas, anatomy: Anatomy) -> np.ndarray:
@@ -647,21 +654,24 @@ def _carina_y(anatomy: Anatomy) -> float:
 def _smooth_noise(rng: np.random.Generator, size: int, scale: float) -> np.ndarray:
     """Gaussian-filtered white noise with unit standard deviation (``scale`` in fractions of the size)."""
     sigma = size * scale
-    white = rng.standard_normal((size, size), dtype=np.float32)
+    white = rng.random((size, size), dtype=np.float32)  # uniform is cheaper; smoothing makes it Gaussian
+    white -= np.float32(0.5)
     smooth = ndimage.gaussian_filter(white, sigma, truncate=2.5)
-    smooth *= np.float32(2.0 * math.sqrt(math.pi) * sigma)  # 1 / std of white noise filtered in 2-D
+    smooth *= np.float32(math.sqrt(12.0) * 2.0 * math.sqrt(math.pi) * sigma)  # 1 / std after filtering
     return smooth
 
 
 def _texture(cv: _Canvas, anatomy: Anatomy, rng: np.random.Generator, size: int) -> np.ndarray:
-    """Lung markings: a vessel-like ridge network (zero crossings of smooth noise) that thickens
-    towards each hilum, plus fine parenchymal noise."""
-    ridges = np.exp(-((_smooth_noise(rng, size, 1 / 70) / 0.3) ** 2))
-    fine = _smooth_noise(rng, size, 1 / 160)
+    """Lung markings: vessel-like lines fanning out from each hilum (zero crossings of a radial
+    pattern perturbed by smooth noise), denser and brighter towards the hila."""
     hx, hy = _hilum(anatomy, "left")  # the hila are mirror images: measure from |x|
-    r = np.sqrt((np.abs(cv.x) - hx) ** 2 + ((cv.y - hy) / 1.3) ** 2)
+    dx, dy = np.abs(cv.x) - hx, (cv.y - hy) / 1.3
+    r = np.sqrt(dx * dx + dy * dy)
+    spread = np.minimum(r * np.float32(1 / 0.3), np.float32(1.0))  # keeps lines wide near the hila
+    field = spread * np.sin(9.0 * np.arctan2(dy, dx)) + 0.6 * _smooth_noise(rng, size, 1 / 70)
+    vessels = np.exp(-((field / 0.3) ** 2))
     hilar = np.exp(-((r / 0.14) ** 2)) * 0.8 + np.exp(-r / 0.4) * 0.6
-    return ridges * (0.35 + hilar) + 0.15 * fine
+    return vessels * (0.3 + hilar)
 
 
 def _polyline(cv: _Canvas, points: np.ndarray, half: float) -> np.ndarray:
@@ -688,11 +698,9 @@ def _pixels_near(cv: _Canvas, points: np.ndarray, half: float) -> np.ndarray:
     """Flat indices of the pixels within ``half`` (+2 px) of the polyline."""
     size = cv.x.shape[0]
     pix = cv.to_pixels(points)
-    steps = np.maximum(np.ceil(np.linalg.norm(np.diff(pix, axis=0), axis=1) * 2.0), 1).astype(int)
-    dense = np.concatenate(
-        [pix[i] + np.linspace(0.0, 1.0, n, endpoint=False)[:, None] * (pix[i + 1] - pix[i])
-         for i, n in enumerate(steps)] + [pix[-1:]]
-    )
+    along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pix, axis=0), axis=1))])
+    t = np.append(np.arange(0.0, along[-1], 0.5), along[-1])  # a sample every half pixel
+    dense = np.stack([np.interp(t, along, pix[:, 0]), np.interp(t, along, pix[:, 1])], axis=1)
     reach = int(np.ceil(half / cv.px)) + 2
     offsets = np.arange(-reach, reach + 1)
     rows = (np.rint(dense[:, 0])[:, None, None] + offsets[None, :, None]).astype(int)
@@ -831,7 +839,7 @@ def _apply_findings(cv: _Canvas, case: SyntheticCase, layers: _Layers, difficult
         elif finding.name == "nodule":
             layers.dense += 0.32 * c * _nodule(cv, case, finding)
         elif finding.name == "edema":
-            layers.air *= 1.0 - np.clip(0.5 * c * _edema(cv, case, finding), 0.0, 0.9)
+            layers.air *= 1.0 - np.clip(0.6 * c * _edema(cv, case, finding), 0.0, 0.9)
             blur = (0.6 + 0.6 * finding.extent) * size / 128.0
             layers.texture = ndimage.gaussian_filter(layers.texture, blur, truncate=2.5)
         elif finding.name == "support_devices":
@@ -885,15 +893,17 @@ def _composite(cv: _Canvas, anatomy: Anatomy, layers: _Layers, soft: np.ndarray)
 def _expose(
     density: np.ndarray, anatomy: Anatomy, rng: np.random.Generator, d: float, size: int
 ) -> np.ndarray:
-    """Detector response: blur, low-frequency non-uniformity, quantum noise, then gamma/gain/offset
+    """Detector response: low-frequency non-uniformity and quantum noise, then gamma/gain/offset
     applied through a lookup table on the quantised signal."""
-    img = ndimage.gaussian_filter(density, size / 220.0, truncate=2.5)
+    img = density
     knots = np.linspace(0.0, size - 1.0, 4)
     grid = np.arange(size, dtype=np.float32)
     rows = np.interp(grid, knots, rng.standard_normal(4)).astype(np.float32)
     cols = np.interp(grid, knots, rng.standard_normal(4)).astype(np.float32)
     img += 0.015 * (rows[:, None] + cols[None, :])
-    img += np.float32(0.008 + 0.035 * d) * rng.standard_normal((size, size), dtype=np.float32)
+    noise = rng.random((size, size), dtype=np.float32)  # uniform, scaled to the intended std
+    noise -= np.float32(0.5)
+    img += np.float32((0.008 + 0.035 * d) * math.sqrt(12.0)) * noise
     levels = np.linspace(0.0, 1.0, 1024)
     table = np.clip(np.rint((levels**anatomy.gamma * anatomy.gain + anatomy.offset) * 255.0), 0, 255)
     index = np.clip(img * np.float32(1023.0) + np.float32(0.5), 0.0, 1023.0).astype(np.intp)

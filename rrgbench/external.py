@@ -1,0 +1,286 @@
+"""Scoring external systems: reading report files, matching ids, and writing a run-shaped record.
+
+A report file is CSV (``.csv``, ``.tsv``) or JSON Lines (``.jsonl``, ``.json`` one object a line) with an ``id``
+column and a text column (``report`` unless told otherwise). Predictions and references are matched by id, in
+the references' order. Duplicated ids on either side are always an error (which copy would be scored is
+ambiguous); ids missing in the predictions or extra in them are an error unless ``allow_partial``, in which
+case only the common studies are scored and the record says how many were left out. Blank references are an
+error (a study needs one to be scored).
+
+``clean`` is ``none`` (texts scored exactly as given, so numbers of published pycocoevalcap scripts reproduce;
+the NLG metrics still fold runs of whitespace, see :mod:`rrgbench.metrics.nlg`) or a dataset's R2Gen cleaning
+(``iu-xray``, ``mimic-cxr``), applied to predictions and references alike.
+
+``score_external`` writes, under ``out``: ``predictions.jsonl`` (id, prediction, reference, as scored),
+``scores.jsonl`` (per-study values), ``ce_per_observation.csv`` and ``results.json`` with the keys of a run
+record (:mod:`rrgbench.runs`); run-only keys (profile, seed, validation, efficiency) are null or empty.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rrgbench.errors import DataError
+from rrgbench.io import write_json, write_jsonl, write_text
+from rrgbench.scoring import ScoringContext, score
+
+CLEANING_CHOICES = ("none", "iu-xray", "mimic-cxr")
+_CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
+_JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+_EXAMPLES = 3
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    """The (id, text) rows of one report file, in file order."""
+
+    path: Path
+    ids: list[str]
+    texts: list[str]
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def _row_value(row: dict[str, Any], key: str, where: str) -> str:
+    value = row.get(key)
+    if value is None:
+        raise DataError(f"{where}: no value for '{key}'")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise DataError(f"{where}: '{key}' is {type(value).__name__}, expected text")
+    return value if isinstance(value, str) else str(value)
+
+
+def _check_columns(path: Path, columns: Sequence[str], id_column: str, text_column: str) -> None:
+    absent = [c for c in (id_column, text_column) if c not in columns]
+    if absent:
+        found = ", ".join(columns) or "none"
+        raise DataError(f"{path}: no column {' or '.join(repr(c) for c in absent)} (columns: {found})")
+
+
+def _read_csv(path: Path, delimiter: str) -> tuple[list[str], list[dict[str, Any]]]:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle, delimiter=delimiter)
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows
+
+
+def _read_jsonl(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    rows: list[dict[str, Any]] = []
+    columns: dict[str, None] = {}
+    with open(path, encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}, line {number}: not JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}, line {number}: expected a JSON object")
+            columns.update(dict.fromkeys(row))
+            rows.append(row)
+    return list(columns), rows
+
+
+def read_reports(path: str | Path, text_column: str = "report", id_column: str = "id") -> ReportFile:
+    """Read a CSV/TSV or JSONL report file into ids and texts (ids as strings, file order)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"report file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix in _CSV_SUFFIXES:
+        columns, rows = _read_csv(path, _CSV_SUFFIXES[suffix])
+    elif suffix in _JSONL_SUFFIXES:
+        columns, rows = _read_jsonl(path)
+    else:
+        raise DataError(f"{path}: unknown format '{suffix}' (use .csv, .tsv or .jsonl)")
+    if not rows:
+        raise DataError(f"{path}: no reports")
+    _check_columns(path, columns, id_column, text_column)
+    ids, texts = [], []
+    for number, row in enumerate(rows, start=1):
+        where = f"{path}, row {number}"
+        ids.append(_row_value(row, id_column, where).strip())
+        texts.append(_row_value(row, text_column, where))
+    return ReportFile(path, ids, texts)
+
+
+# ---------------------------------------------------------------------------------------------- matching
+
+
+@dataclass
+class Matched:
+    """Predictions and references of the common studies, in the references' order, and what did not match."""
+
+    ids: list[str]
+    predictions: list[str]
+    references: list[str]
+    missing: list[str] = field(default_factory=list)  # in references, not in predictions
+    extra: list[str] = field(default_factory=list)  # in predictions, not in references
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for the record."""
+        return {"studies": len(self.ids), "missing_in_predictions": len(self.missing),
+                "extra_in_predictions": len(self.extra), "partial": bool(self.missing or self.extra)}
+
+
+def _examples(items: Sequence[str]) -> str:
+    shown = ", ".join(repr(item) for item in items[:_EXAMPLES])
+    return shown + (", ..." if len(items) > _EXAMPLES else "")
+
+
+def _duplicates(ids: Sequence[str]) -> list[str]:
+    return [key for key, count in Counter(ids).items() if count > 1]
+
+
+def match_reports(predictions: ReportFile, references: ReportFile, allow_partial: bool = False) -> Matched:
+    """Match by id; DataError listing counts and first examples of every mismatch (see the module docstring)."""
+    problems = []
+    for label, report_file in (("predictions", predictions), ("references", references)):
+        duplicated = _duplicates(report_file.ids)
+        if duplicated:
+            problems.append(f"{len(duplicated)} duplicated ids in {label} (first: {_examples(duplicated)})")
+    if problems:
+        raise DataError("; ".join(problems))
+    predicted = dict(zip(predictions.ids, predictions.texts, strict=True))
+    referenced = set(references.ids)
+    missing = [i for i in references.ids if i not in predicted]
+    extra = [i for i in predictions.ids if i not in referenced]
+    common = [i for i in references.ids if i in predicted]
+    if (missing or extra) and (not allow_partial or not common):
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing in predictions (first: {_examples(missing)})")
+        if extra:
+            parts.append(f"{len(extra)} extra in predictions (first: {_examples(extra)})")
+        hint = f"; pass --allow-partial to score the {len(common)} common studies" if common else "; no id in common"
+        raise DataError(f"predictions and references do not match: {'; '.join(parts)}{hint}")
+    reference_text = dict(zip(references.ids, references.texts, strict=True))
+    blank = [i for i in common if not reference_text[i].strip()]
+    if blank:
+        raise DataError(f"{len(blank)} blank references (first: {_examples(blank)}); every study needs one")
+    return Matched(common, [predicted[i] for i in common], [reference_text[i] for i in common], missing, extra)
+
+
+def clean_texts(texts: Sequence[str], style: str) -> list[str]:
+    """``none``: unchanged; otherwise R2Gen's cleaning of the named dataset."""
+    if style == "none":
+        return list(texts)
+    if style not in CLEANING_CHOICES:
+        raise DataError(f"unknown cleaning '{style}' (one of {', '.join(CLEANING_CHOICES)})")
+    from rrgbench.data.cleaning import clean_report
+
+    return [clean_report(text, style) for text in texts]
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+
+
+@dataclass
+class ExternalRequest:
+    """What to score and how to label the result."""
+
+    predictions: Path
+    references: Path
+    out: Path
+    name: str | None = None
+    dataset: str = "external"
+    clean: str = "none"
+    allow_partial: bool = False
+    text_column: str = "report"
+    groups: Sequence[str] | None = None
+
+    @property
+    def model(self) -> str:
+        return self.name or Path(self.predictions).stem
+
+
+def _device() -> str:
+    torch = sys.modules.get("torch")
+    return "cuda" if torch is not None and torch.cuda.is_available() else "cpu"
+
+
+def external_record(request: ExternalRequest, context: ScoringContext, matched: Matched,
+                    metrics: dict[str, Any], protocol: dict[str, Any]) -> dict[str, Any]:
+    """The results.json of an external system: a run record's keys, run-only ones empty."""
+    from rrgbench.runs import SCHEMA_VERSION, environment
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": Path(request.out).name,
+        "model": request.model,
+        "dataset": request.dataset,
+        "profile": None,
+        "seed": None,
+        "metrics": metrics,
+        "validation": None,
+        "protocol": {
+            "source": "external",
+            "predictions_file": str(request.predictions),
+            "references_file": str(request.references),
+            "cleaning": request.clean,
+            "references": "as given" if request.clean == "none" else f"R2Gen {request.clean} cleaning",
+            "matching": matched.summary(),
+            "bootstrap": {"resamples": context.n_resamples, "seed": context.seed, "level": 0.95, "unit": "study"},
+            **protocol,
+        },
+        "efficiency": {},
+        "environment": environment(_device()),
+        "config": {"external": {"name": request.model, "dataset": request.dataset, "clean": request.clean,
+                                "allow_partial": request.allow_partial, "labeler": context.labeler,
+                                "uncertain": context.uncertain, "skip": sorted(context.skip)}},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def score_external(request: ExternalRequest, context: ScoringContext) -> dict[str, Any]:
+    """Read, match, clean and score an external system's reports; write the run-shaped outputs; return the record."""
+    predictions = read_reports(request.predictions, request.text_column)
+    references = read_reports(request.references, request.text_column)
+    matched = match_reports(predictions, references, request.allow_partial)
+    hyps, refs = clean_texts(matched.predictions, request.clean), clean_texts(matched.references, request.clean)
+    out = Path(request.out)
+    out.mkdir(parents=True, exist_ok=True)
+    context.output_dir = out
+    rows = [{"id": i, "prediction": h, "reference": r} for i, h, r in zip(matched.ids, hyps, refs, strict=True)]
+    write_jsonl(out / "predictions.jsonl", rows)
+    scores = score(hyps, refs, context, groups=request.groups)
+    write_jsonl(out / "scores.jsonl", scores.per_study(matched.ids))
+    record = external_record(request, context, matched, scores.records, scores.protocol)
+    write_json(out / "results.json", record)
+    return record
+
+
+# ---------------------------------------------------------------------------------------------- labelling
+
+
+def label_rows(ids: Sequence[str], labels: Sequence[dict[str, Any]]) -> str:
+    """CSV text: ``id`` and the 14 observations, 1 / 0 / -1, blank for not mentioned."""
+    from rrgbench.metrics.labelers.chexpert_rules import OBSERVATIONS
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["id", *OBSERVATIONS])
+    for study_id, study in zip(ids, labels, strict=True):
+        writer.writerow([study_id, *("" if study.get(o) is None else int(study[o]) for o in OBSERVATIONS)])
+    return buffer.getvalue()
+
+
+def label_file(labeler: Any, source: str | Path, out: str | Path, text_column: str = "report") -> int:
+    """Label every report of ``source`` with ``labeler`` and write the label CSV to ``out``; return the count."""
+    reports = read_reports(source, text_column)
+    duplicated = _duplicates(reports.ids)
+    if duplicated:
+        raise DataError(f"{len(duplicated)} duplicated ids in {source} (first: {_examples(duplicated)})")
+    write_text(Path(out), label_rows(reports.ids, labeler.label(reports.texts)))
+    return len(reports.ids)

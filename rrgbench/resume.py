@@ -1,0 +1,239 @@
+"""Resuming runs exactly: which run to continue, its training log, signals, reproducible augmentation.
+
+A run is resumed from ``checkpoints/last`` (or ``last.prev`` when ``last`` is half-written). The
+checkpoint records the *position* ``(epoch, batch)``: the number of batches of that epoch already
+trained. Because the order of an epoch is a function of ``(seed, epoch)`` only (see
+:func:`rrgbench.distributed.shard_indices`) the resumed run skips exactly those batches, without
+loading them; every random generator (python, numpy, torch, CUDA, per rank) is restored from the
+checkpoint, so dropout continues its stream. Augmentation does not draw from that stream at all:
+:class:`SeededSamples` seeds each sample's transform from ``(seed, epoch, index)``, which keeps it
+identical whether the sample is loaded in the main process or a worker, before or after a resume,
+by one process or by a rank of a multi-process job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from rrgbench.config import RunConfig
+from rrgbench.errors import ConfigError, RRGBenchError
+from rrgbench.io import atomic_write
+from rrgbench.runs import RunDir, find_matching, find_runs
+
+UNFINISHED = ("running", "failed", "interrupted")
+_SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class RunInterrupted(RRGBenchError):
+    """SIGINT/SIGTERM stopped a run after it wrote a checkpoint; ``--resume`` continues it."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = _SIGNAL_EXIT.get(signal.Signals(signum), 128 + int(signum))
+
+
+# -- which run -------------------------------------------------------------------------------------
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists stay values)."""
+    if not isinstance(data, dict) or (prefix and not data):
+        return {prefix: data}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def config_diff(recorded: RunConfig, requested: RunConfig) -> list[str]:
+    """``key: recorded -> requested`` for every setting that differs (user_overrides are not settings)."""
+    old = flatten({k: v for k, v in recorded.to_dict().items() if k != "user_overrides"})
+    new = flatten({k: v for k, v in requested.to_dict().items() if k != "user_overrides"})
+    missing = object()
+    keys = sorted(set(old) | set(new))
+    return [f"{key}: {old.get(key, '<absent>')!r} -> {new.get(key, '<absent>')!r}" for key in keys
+            if old.get(key, missing) != new.get(key, missing)]
+
+
+def check_same_config(run: RunDir, requested: RunConfig) -> None:
+    """Refuse to resume ``run`` with a different configuration, naming what differs."""
+    diff = config_diff(run.config(), requested)
+    if diff:
+        shown = "; ".join(diff[:8]) + (f"; ... ({len(diff)} in all)" if len(diff) > 8 else "")
+        raise ConfigError(f"--resume {run.path}: the configuration differs from the run's ({shown}); resume with "
+                          "the run's settings, or start a new run without --resume")
+
+
+def process_alive(status: dict[str, Any]) -> bool:
+    """Whether the process recorded in a ``running`` status still runs (on this host)."""
+    pid, host = status.get("pid"), status.get("host")
+    if not isinstance(pid, int) or (host and host != socket.gethostname()):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.is_file():
+        try:
+            return b"rrgbench" in cmdline.read_bytes()
+        except OSError:
+            return True
+    return True
+
+
+def check_resumable(run: RunDir) -> None:
+    status = run.status()
+    if status.get("status") == "running" and process_alive(status):
+        raise ConfigError(f"--resume: run {run.path} is still running (pid {status.get('pid')}); stop it first")
+
+
+def resolve_resume(out: Path, config: RunConfig, spec: str) -> RunDir | None:
+    """The run ``--resume`` continues: ``spec`` is ``auto`` (latest unfinished run with this config) or a dir.
+
+    ``None`` means there is nothing to resume (a new run starts). A finished run is returned as is;
+    the caller reports it instead of training again.
+    """
+    if spec != "auto":
+        run = RunDir(Path(spec))
+        if not (run.path / "config.json").is_file():
+            raise ConfigError(f"--resume {spec}: not a run directory (no config.json in it)")
+        check_same_config(run, config)
+        if run.status().get("status") != "finished":
+            check_resumable(run)
+        return run
+    matching = [r for r in find_matching(out, config) if not config_diff(r.config(), config)]
+    unfinished = [r for r in matching if r.status().get("status") in UNFINISHED]
+    for run in reversed(unfinished):
+        status = run.status()
+        if not (status.get("status") == "running" and process_alive(status)):
+            return run
+    finished = [r for r in matching if r.status().get("status") == "finished"]
+    if finished:
+        return finished[-1]
+    if unfinished:
+        check_resumable(unfinished[-1])
+    return None
+
+
+def near_misses(out: Path, config: RunConfig) -> list[tuple[RunDir, list[str]]]:
+    """Unfinished runs of the same model, dataset and seed whose configuration differs (for a hint)."""
+    base = Path(out) / config.dataset / config.model
+    if not base.is_dir():
+        return []
+    found = []
+    for run in find_runs(base):
+        if run.status().get("status") in UNFINISHED:
+            try:
+                recorded = run.config()
+            except (OSError, ValueError, KeyError):
+                continue
+            if recorded.seed == config.seed:
+                diff = config_diff(recorded, config)
+                if diff:
+                    found.append((run, diff))
+    return found
+
+
+# -- the training log ------------------------------------------------------------------------------
+def complete_rows(path: Path) -> list[str]:
+    """The log's complete, valid JSON lines (a line cut by a crash is dropped)."""
+    if not path.is_file():
+        return []
+    rows = []
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if not line.endswith("\n"):
+                break
+            try:
+                json.loads(line)
+            except json.JSONDecodeError:
+                break
+            rows.append(line)
+    return rows
+
+
+def truncate_log(path: Path, keep: int) -> int:
+    """Keep the first ``keep`` complete rows of a JSONL log (the rows a checkpoint knew); returns the count."""
+    rows = complete_rows(path)[:keep]
+    atomic_write(path, lambda handle: handle.writelines(rows))
+    return len(rows)
+
+
+# -- signals ---------------------------------------------------------------------------------------
+class StopSignals:
+    """SIGINT/SIGTERM ask the trainer to checkpoint and stop at the next safe point.
+
+    A second signal stops at once (KeyboardInterrupt): the previous checkpoint is still intact.
+    Handlers are only installed from the main thread and are restored on exit.
+    """
+
+    def __init__(self, log: Any = None) -> None:
+        self.requested: int | None = None
+        self._log = log
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.requested is not None:
+            raise KeyboardInterrupt
+        self.requested = signum
+        if self._log:
+            self._log(f"{signal.Signals(signum).name}: writing a checkpoint at the next step, then stopping "
+                      "(signal again to stop at once)")
+
+
+# -- reproducible augmentation ---------------------------------------------------------------------
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """A well-mixed 63-bit seed for one sample of one epoch."""
+    return int(np.random.SeedSequence([seed % 2**32, epoch, index]).generate_state(2, dtype=np.uint64)[0] >> 1)
+
+
+class SeededSamples(Dataset):
+    """Wraps a dataset so that item ``i``'s random transform is seeded from ``(seed, epoch, i)``.
+
+    The global torch generator is forked around the load, so augmentation neither consumes nor
+    depends on the stream dropout uses.
+    """
+
+    def __init__(self, dataset: Any, seed: int, epoch: int) -> None:
+        self.dataset, self.seed, self.epoch = dataset, seed, epoch
+        self.tokenizer = dataset.tokenizer
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(sample_seed(self.seed, self.epoch, index))
+            return self.dataset[index]
+
+
+@contextmanager
+def nothing() -> Iterator[None]:
+    yield

@@ -1,0 +1,141 @@
+"""The ``chexbert`` labeler's plumbing, offline, on a tiny random stand-in for CheXbert.
+
+The stand-in is a 1-layer BERT (hidden size 16) with CheXbert's 14 heads, saved as CheXbert's checkpoint format
+(``{'model_state_dict': {'module.…': tensor}}``), and a tiny ``vocab.txt`` + ``config.json`` in place of
+``bert-base-uncased``. f1chexbert does not hardcode BERT's sizes (the heads read the width from the pooler), so
+nothing of f1chexbert is monkeypatched here; the labeler builds the model with f1chexbert's own class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("f1chexbert")
+torch = pytest.importorskip("torch")
+
+from rrgbench.errors import UnavailableError  # noqa: E402
+from rrgbench.metrics.labelers import OBSERVATIONS  # noqa: E402
+from rrgbench.metrics.labelers.chexbert import (  # noqa: E402
+    BERT_NAME,
+    ENV_BERT,
+    ENV_CHECKPOINT,
+    HEAD_ORDER,
+    CheXbertLabeler,
+    ChexbertOptions,
+    decode_heads,
+)
+from rrgbench.metrics.labelers.registry import build_labeler  # noqa: E402
+
+WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "no", "pleural", "effusion", "heart", "size", "is",
+         "normal", "mild", "edema", "."]
+REPORTS = ["No pleural effusion.", "Heart size is normal.", "", "mild   edema\n. no effusion"]
+
+
+def _bert_folder(folder: Path) -> Path:
+    from transformers import BertConfig
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(WORDS) + "\n")
+    BertConfig(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+               intermediate_size=32, max_position_embeddings=64).save_pretrained(folder)
+    return folder
+
+
+def _checkpoint(path: Path, bert: Path, head_classes: list[int] | None = None, drop: str | None = None) -> Path:
+    """CheXbert-format weights of a random tiny model; ``head_classes`` forces each head's argmax."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig.from_pretrained(bert)
+    state = {f"bert.{k}": v for k, v in BertModel(config).state_dict().items()}
+    state["bert.embeddings.position_ids"] = torch.arange(config.max_position_embeddings)[None]  # old format
+    for head in range(14):
+        n_classes = 2 if head == 13 else 4
+        weight, bias = torch.randn(n_classes, config.hidden_size), torch.randn(n_classes)
+        if head_classes is not None:
+            weight, bias = torch.zeros_like(weight), torch.zeros(n_classes)
+            bias[head_classes[head]] = 1.0
+        state[f"linear_heads.{head}.weight"], state[f"linear_heads.{head}.bias"] = weight, bias
+    if drop is not None:
+        del state[drop]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model_state_dict": {f"module.{k}": v for k, v in state.items()}, "epoch": 3}, path)
+    return path
+
+
+@pytest.fixture
+def no_env(monkeypatch, tmp_path):
+    monkeypatch.delenv(ENV_CHECKPOINT, raising=False)
+    monkeypatch.delenv(ENV_BERT, raising=False)
+    import f1chexbert.f1chexbert as library
+
+    monkeypatch.setattr(library, "CACHE_DIR", str(tmp_path / "library-cache"))  # no real cache is consulted
+
+
+def test_labels_come_out_with_the_14_observations(tmp_path, no_env):
+    bert = _bert_folder(tmp_path / "weights" / BERT_NAME)  # found next to the weights
+    checkpoint = _checkpoint(tmp_path / "weights" / "chexbert.pth", bert)
+    labeler = CheXbertLabeler(ChexbertOptions(checkpoint=str(checkpoint), device="cpu", batch_size=3))
+    labels = labeler.label(REPORTS)
+    assert labeler.name == "chexbert" and labeler.bert == str(bert)
+    assert len(labels) == len(REPORTS)
+    for study in labels:
+        assert tuple(study) == OBSERVATIONS
+        assert set(study.values()) <= {1, 0, -1, None}
+    assert labeler.label([]) == []
+
+
+def test_head_classes_map_to_chexpert_values(tmp_path, no_env, monkeypatch):
+    bert = _bert_folder(tmp_path / "bert")
+    classes = [k % 4 for k in range(13)] + [1]  # blank, positive, negative, uncertain, ...; No Finding: positive
+    checkpoint = _checkpoint(tmp_path / "chexbert.pth", bert, head_classes=classes)
+    monkeypatch.setenv(ENV_CHECKPOINT, str(checkpoint))
+    monkeypatch.setenv(ENV_BERT, str(bert))
+    labeler = build_labeler(None, "chexbert", {"device": "cpu"})
+    expected = {HEAD_ORDER[k]: {0: None, 1: 1, 2: 0, 3: -1}[classes[k]] for k in range(13)}
+    expected["No Finding"] = 1
+    assert labeler.label(REPORTS[:2]) == [expected, expected]
+    assert decode_heads(classes) == expected
+
+
+def test_batching_does_not_change_labels(tmp_path, no_env):
+    bert = _bert_folder(tmp_path / "bert")
+    checkpoint = _checkpoint(tmp_path / "chexbert.pth", bert)
+    one = CheXbertLabeler(ChexbertOptions(checkpoint=str(checkpoint), bert=str(bert), device="cpu", batch_size=1))
+    many = CheXbertLabeler(ChexbertOptions(checkpoint=str(checkpoint), bert=str(bert), device="cpu", batch_size=4))
+    assert one.label(REPORTS) == many.label(REPORTS)
+
+
+def test_missing_weights_say_where_to_put_them(tmp_path, no_env):
+    with pytest.raises(UnavailableError) as caught:
+        CheXbertLabeler(ChexbertOptions())
+    message = str(caught.value)
+    assert "chexbert.pth" in message and ENV_CHECKPOINT in message and "checkpoint=" in message
+    assert "\n" not in message
+    with pytest.raises(UnavailableError, match="not found"):
+        CheXbertLabeler(ChexbertOptions(checkpoint=str(tmp_path / "absent.pth")))
+
+
+def test_missing_tokenizer_is_unavailable(tmp_path, no_env):
+    bert = _bert_folder(tmp_path / "elsewhere")
+    checkpoint = _checkpoint(tmp_path / "w" / "chexbert.pth", bert)
+    with pytest.raises(UnavailableError, match=f"{BERT_NAME}.*{ENV_BERT}"):
+        CheXbertLabeler(ChexbertOptions(checkpoint=str(checkpoint)))
+
+
+def test_incomplete_checkpoint_is_refused_not_half_random(tmp_path, no_env):
+    bert = _bert_folder(tmp_path / "bert")
+    checkpoint = _checkpoint(tmp_path / "bad.pth", bert, drop="linear_heads.5.weight")
+    with pytest.raises(UnavailableError, match="not a CheXbert checkpoint.*linear_heads.5.weight"):
+        CheXbertLabeler(ChexbertOptions(checkpoint=str(checkpoint), bert=str(bert)))
+
+
+def test_clinical_metrics_with_chexbert_absent_are_unavailable_not_zero(tmp_path, no_env):
+    from rrgbench.scoring import ScoringContext, score
+
+    context = ScoringContext(labeler="chexbert", n_resamples=10)
+    scores = score(["no effusion ."], ["no effusion ."], context, groups=["clinical"])
+    for key, entry in scores.records.items():
+        assert entry["value"] is None and "CheXbert weights not found" in entry["unavailable"], key
