@@ -20,6 +20,7 @@ import pickle
 import random
 import shutil
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -155,8 +156,20 @@ def load_checkpoint(path: Path, verify: bool = True) -> tuple[dict[str, Any], di
     if verify and meta.get("sha256") != sha256(path):
         raise DataError(f"checkpoint {path} does not match its recorded checksum (incomplete or modified file)")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"refusing to load {path}: it is not a weights-only checkpoint ({first})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch's note on the pickle protocol: noise here
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError, EOFError, ValueError) as exc:
+        raise DataError(f"refusing to load {path}: it is not a weights-only checkpoint (tensors and plain "
+                        f"containers only; {_unpickler_reason(exc)})") from None
     return payload, meta
+
+
+def _unpickler_reason(exc: BaseException) -> str:
+    """The informative line of a weights-only unpickling error (torch wraps it in paragraphs of advice)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error:" in line:
+            rest = line.split("WeightsUnpickler error:", 1)[1].strip() or (lines[i + 1] if i + 1 < len(lines) else "")
+            return rest[:200]
+    return (lines[0] if lines else type(exc).__name__)[:200]

@@ -239,8 +239,9 @@ def format_comparison(rows: Sequence[ComparisonRow], label_a: str = "A", label_b
         arrow = "↑" if row.higher_is_better else "↓"
         marker = ""
         if row.note:
-            notes.append(row.note)
-            marker = f" [{len(notes)}]"
+            if row.note not in notes:
+                notes.append(row.note)
+            marker = f" [{notes.index(row.note) + 1}]"
         lines.append([f"{row.metric} {arrow}{marker}", _number(row.a), _number(row.b), delta, ci,
                       _number(row.p_value)])
     widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]

@@ -18,8 +18,6 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +115,8 @@ def resolve_resume(out: Path, config: RunConfig, spec: str) -> RunDir | None:
         if run.status().get("status") != "finished":
             check_resumable(run)
         return run
-    matching = [r for r in find_matching(out, config) if not config_diff(r.config(), config)]
+    matching = [r for r in find_matching(out, config)
+                if not r.status().get("evaluated_from") and not config_diff(r.config(), config)]
     unfinished = [r for r in matching if r.status().get("status") in UNFINISHED]
     for run in reversed(unfinished):
         status = run.status()
@@ -233,7 +232,3 @@ class SeededSamples(Dataset):
             torch.default_generator.manual_seed(sample_seed(self.seed, self.epoch, index))
             return self.dataset[index]
 
-
-@contextmanager
-def nothing() -> Iterator[None]:
-    yield

@@ -771,7 +771,7 @@ def evaluate_checkpoint(registry: Registry, checkpoint: Path | str, request: Run
             evaluated_from=origin,
         )
         write_json(run.path / "results.json", record)
-        run.set_status("finished")
+        run.set_status("finished", evaluated_from=origin["path"])
         request.log(_summary_line(record))
     except BaseException as exc:
         run.set_status("failed", error=f"{type(exc).__name__}: {exc}"[:500])

@@ -3,7 +3,8 @@
 The stand-in is a 1-layer BERT (hidden size 16) with CheXbert's 14 heads, saved as CheXbert's checkpoint format
 (``{'model_state_dict': {'module.…': tensor}}``), and a tiny ``vocab.txt`` + ``config.json`` in place of
 ``bert-base-uncased``. f1chexbert does not hardcode BERT's sizes (the heads read the width from the pooler), so
-nothing of f1chexbert is monkeypatched here; the labeler builds the model with f1chexbert's own class.
+no f1chexbert code is monkeypatched here (only its ``CACHE_DIR`` constant is pointed at a temporary folder); the
+labeler builds the model with f1chexbert's own class, and one test checks it against f1chexbert's ``get_label``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _bert_folder(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.txt").write_text("\n".join(WORDS) + "\n")
     BertConfig(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-               intermediate_size=32, max_position_embeddings=64).save_pretrained(folder)
+               intermediate_size=32, max_position_embeddings=64, initializer_range=1.0).save_pretrained(folder)
     return folder
 
 
@@ -53,7 +54,7 @@ def _checkpoint(path: Path, bert: Path, head_classes: list[int] | None = None, d
     state["bert.embeddings.position_ids"] = torch.arange(config.max_position_embeddings)[None]  # old format
     for head in range(14):
         n_classes = 2 if head == 13 else 4
-        weight, bias = torch.randn(n_classes, config.hidden_size), torch.randn(n_classes)
+        weight, bias = torch.randn(n_classes, config.hidden_size), torch.zeros(n_classes)
         if head_classes is not None:
             weight, bias = torch.zeros_like(weight), torch.zeros(n_classes)
             bias[head_classes[head]] = 1.0
@@ -105,7 +106,9 @@ def test_batching_does_not_change_labels(tmp_path, no_env):
     checkpoint = _checkpoint(tmp_path / "chexbert.pth", bert)
     one = CheXbertLabeler(ChexbertOptions(checkpoint=str(checkpoint), bert=str(bert), device="cpu", batch_size=1))
     many = CheXbertLabeler(ChexbertOptions(checkpoint=str(checkpoint), bert=str(bert), device="cpu", batch_size=4))
-    assert one.label(REPORTS) == many.label(REPORTS)
+    labels = many.label(REPORTS)
+    assert one.label(REPORTS) == labels
+    assert len({tuple(study.values()) for study in labels}) > 1  # the stand-in tells the reports apart
 
 
 def test_missing_weights_say_where_to_put_them(tmp_path, no_env):
@@ -128,7 +131,7 @@ def test_missing_tokenizer_is_unavailable(tmp_path, no_env):
 def test_incomplete_checkpoint_is_refused_not_half_random(tmp_path, no_env):
     bert = _bert_folder(tmp_path / "bert")
     checkpoint = _checkpoint(tmp_path / "bad.pth", bert, drop="linear_heads.5.weight")
-    with pytest.raises(UnavailableError, match="not a CheXbert checkpoint.*linear_heads.5.weight"):
+    with pytest.raises(UnavailableError, match=r"not a CheXbert checkpoint.*linear_heads\.5\.weight"):
         CheXbertLabeler(ChexbertOptions(checkpoint=str(checkpoint), bert=str(bert)))
 
 
@@ -139,3 +142,50 @@ def test_clinical_metrics_with_chexbert_absent_are_unavailable_not_zero(tmp_path
     scores = score(["no effusion ."], ["no effusion ."], context, groups=["clinical"])
     for key, entry in scores.records.items():
         assert entry["value"] is None and "CheXbert weights not found" in entry["unavailable"], key
+
+
+def test_label_command_passes_labeler_options(tmp_path, no_env, capsys):
+    import csv
+
+    from rrgbench.cli import main
+
+    bert = _bert_folder(tmp_path / "bert")
+    checkpoint = _checkpoint(tmp_path / "chexbert.pth", bert)
+    source = tmp_path / "reports.csv"
+    source.write_text("id,report\na,No pleural effusion.\nb,Heart size is normal.\n", encoding="utf-8")
+    out = tmp_path / "labels.csv"
+    code = main(["label", str(source), "--out", str(out), "--labeler", "chexbert", "--set", f"checkpoint={checkpoint}",
+                 "--set", f"bert={bert}", "--set", "device=cpu"])
+    assert code == 0, capsys.readouterr().err
+    with open(out, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["id"] for row in rows] == ["a", "b"] and list(rows[0]) == ["id", *OBSERVATIONS]
+    assert all(row[o] in {"1", "0", "-1", ""} for row in rows for o in OBSERVATIONS)
+
+
+def test_clinical_record_names_the_chexbert_weights(tmp_path, no_env, monkeypatch):
+    from rrgbench.scoring import ScoringContext, score
+
+    bert = _bert_folder(tmp_path / "bert")
+    checkpoint = _checkpoint(tmp_path / "chexbert.pth", bert)
+    monkeypatch.setenv(ENV_CHECKPOINT, str(checkpoint))
+    monkeypatch.setenv(ENV_BERT, str(bert))
+    scores = score(REPORTS[:2], REPORTS[:2], ScoringContext(labeler="chexbert", n_resamples=10), groups=["clinical"])
+    assert scores.protocol["clinical"]["labeler"] == "chexbert"
+    assert scores.protocol["clinical"]["labeler_source"] == {"checkpoint": str(checkpoint), "bert": str(bert)}
+    assert scores.records["ce_f1_micro"]["value"] is not None
+
+
+def test_same_labels_as_f1chexbert_get_label(tmp_path, no_env, monkeypatch):
+    """Parity with the library's own single-report path (its hub names resolved to local folders via the cwd)."""
+    import f1chexbert.f1chexbert as library
+
+    bert = _bert_folder(tmp_path / BERT_NAME)
+    checkpoint = _checkpoint(tmp_path / "cache" / "chexbert.pth", bert)
+    monkeypatch.setattr(library, "CACHE_DIR", str(checkpoint.parent))
+    monkeypatch.chdir(tmp_path)  # transformers reads 'bert-base-uncased' as the local folder
+    reference = library.F1CheXbert(device="cpu")
+    ours = CheXbertLabeler(ChexbertOptions(checkpoint=str(checkpoint), bert=str(bert), device="cpu"))
+    for report, labels in zip(REPORTS, ours.label(REPORTS), strict=True):
+        expected = reference.get_label(report.strip(), mode="classification")
+        assert [("" if labels[name] is None else labels[name]) for name in HEAD_ORDER] == expected, report

@@ -29,6 +29,8 @@ def clinical(predictions: Sequence[str], references: Sequence[str],
                                     "mapping_rule": UNCERTAIN_MAPPINGS[context.uncertain].description,
                                     "averaging": "sklearn-style, zero_division=0, 14 observations; _5: "
                                                  "Cardiomegaly, Edema, Consolidation, Atelectasis, Pleural Effusion"}
+    if getattr(labeler, "source", None):  # e.g. CheXbert: which weights and tokenizer were used
+        context.protocol["clinical"]["labeler_source"] = labeler.source
     if context.output_dir is not None:
         rows = ce_per_observation(pred_labels, ref_labels, context.uncertain)
         lines = ["observation,support,predicted,precision,recall,f1"]

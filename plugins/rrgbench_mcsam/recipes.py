@@ -25,7 +25,8 @@ BASE_OVERRIDES: dict[str, Any] = {
 }
 
 SMALL_PROFILE: dict[str, Any] = {**R2GENCMN_SMALL, "decoder.n_prompts": 8}
-"""Synthetic ``small`` profile: 256 slots, top-16, 8 prompts (soft keys: skipped where absent)."""
+"""Synthetic ``small`` profile: 256 slots, top-16, 8 prompts (soft keys: skipped where absent; the
+prompt count only where the recipe has prompts)."""
 
 DEVIATION = "ResNet-50 random init offline (paper: MedCLIP; set encoder.weights=PATH)"
 
@@ -37,6 +38,9 @@ def mcsam_recipe(description: str, *, memory: str = MEMORY, alignment: str = ALI
     if alignment == ALIGNMENT:
         merged["loss.weights"] = {"align": 1.0}
     merged.update(overrides or {})
+    small = dict(SMALL_PROFILE)
+    if not merged["decoder.n_prompts"]:
+        del small["decoder.n_prompts"]  # the no-prompts ablation stays without prompts when shrunk
     return {
         "description": description,
         "encoder": "timm",
@@ -44,7 +48,7 @@ def mcsam_recipe(description: str, *, memory: str = MEMORY, alignment: str = ALI
         "alignment": alignment,
         "decoder": "transformer",
         "overrides": merged,
-        "profiles": {"small": dict(SMALL_PROFILE)},
+        "profiles": {"small": small},
     }
 
 
