@@ -31,6 +31,7 @@ import os
 import random
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -100,9 +101,19 @@ def seed_everything(seed: int) -> None:
 
 
 def configure_determinism(device: torch.device) -> None:
-    """Deterministic kernels on CPU (warn-only for an op that has none); CUDA keeps its fast kernels."""
-    if device.type == "cpu":
+    """Deterministic kernels on CPU (warn-only for an op that has none); CUDA keeps its fast kernels.
+
+    ``torch.use_deterministic_algorithms`` also imports ``torch._inductor`` only to set its flag
+    (seconds per process start, and rrgbench does not compile); the kernel switch is set directly
+    when that private entry point exists, and inductor's flag too when inductor is already loaded.
+    """
+    if device.type != "cpu":
+        return
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None or "torch._inductor.config" in sys.modules:
         torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        setter(True, warn_only=True)
 
 
 def load_source(registry: Registry, config: RunConfig, data_dir: str | None) -> DatasetSource:
@@ -597,16 +608,15 @@ class Trainer:
                                {**({"processes": self.dist.world_size} if self.dist.enabled else {}), **extra})
 
     def efficiency(self, decode_seconds: float, n_test: int) -> dict[str, Any]:
-        steps = self.timings["train_step"][1:] or self.timings["train_step"]
-        samples = self.timings["samples"][1:] or self.timings["samples"]
-        return {
-            "parameters": {"total": _count(self.model),
-                           **{k: _count(getattr(self.model, k)) for k in ("encoder", "memory", "alignment", "decoder")}},
-            "train_step_seconds_mean": float(np.mean(steps)) if steps else None,
-            "train_samples_per_second": float(sum(samples) / sum(steps)) if steps else None,
-            "test_decode_seconds": decode_seconds,
-            "test_studies": n_test,
-        }
+        """The ``efficiency`` section of results.json: see :mod:`rrgbench.efficiency` for every figure."""
+        from rrgbench.efficiency import EfficiencyInputs, measure_efficiency
+
+        return measure_efficiency(EfficiencyInputs(
+            model=self.model, config=self.config, device=self.device, test_loader=self.loader("test", train=False),
+            bos_id=self.tokenizer.bos_id, eos_id=self.tokenizer.eos_id,
+            train_step_seconds=list(self.timings["train_step"]), train_samples=list(self.timings["samples"]),
+            decode_seconds=decode_seconds, n_test=n_test, registry=self.registry,
+            autocast=lambda: autocast(self.device, self.config), log=self.request.log))
 
     def _log_row(self, row: dict[str, Any]) -> None:
         """Append one row to train_log.jsonl (rank 0); the count goes into every checkpoint."""

@@ -6,14 +6,14 @@ import math
 
 import pytest
 import torch
+from rrgbench_cmn.memory import CrossModalMemory
+from rrgbench_cmn.schemas import CMNMemoryOptions
 
 from rrgbench.components import BuildContext
 from rrgbench.config import resolve_config
 from rrgbench.errors import ConfigError
 from rrgbench.model import build_model
 from rrgbench.plugins import registry
-from rrgbench_cmn.memory import CrossModalMemory
-from rrgbench_cmn.schemas import CMNMemoryOptions
 
 D, HEADS, SIZE, TOPK = 32, 4, 20, 5
 
@@ -107,9 +107,9 @@ def test_random_init_follows_r2gencmn():
 
 
 def test_impossible_shapes_are_config_errors():
-    with pytest.raises(ConfigError, match="memory.topk"):
+    with pytest.raises(ConfigError, match=r"memory\.topk"):
         CrossModalMemory(CMNMemoryOptions(size=8, topk=16, heads=4), context())
-    with pytest.raises(ConfigError, match="memory.heads"):
+    with pytest.raises(ConfigError, match=r"memory\.heads"):
         CrossModalMemory(CMNMemoryOptions(size=8, topk=4, heads=5), context())
 
 
@@ -136,5 +136,5 @@ def test_r2gencmn_model_trains_its_memory(tiny):
     ids = torch.tensor([[1, 5, 6, 7, 2, 0], [1, 8, 9, 2, 0, 0]])
     out = model(torch.randn(2, 1, 3, 64, 64), ids)
     out.loss.backward()
-    assert set(out.terms) == {"gen"} and math.isfinite(float(out.loss))
+    assert set(out.terms) == {"gen"} and math.isfinite(out.loss.item())
     assert float(model.memory.matrix.grad.abs().sum()) > 0

@@ -7,6 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from rrgbench_mcsam.alignment import SemanticAlignment
+from rrgbench_mcsam.memory import ClinicalMemory, ot_samples
+from rrgbench_mcsam.ot import balanced_prototypes, marginal_errors, sinkhorn, usage_entropy
+from rrgbench_mcsam.recipes import RECIPES
+from rrgbench_mcsam.schemas import ClinicalMemoryOptions, SAMOptions
 
 from rrgbench.cli import main as cli_main
 from rrgbench.components import BuildContext, MemoryOutput, NoAlignment, TrainingSummary
@@ -14,11 +19,6 @@ from rrgbench.config import resolve_config
 from rrgbench.model import ReportGenerator, build_model
 from rrgbench.plugins import registry
 from rrgbench.train import make_optimizer
-from rrgbench_mcsam.alignment import SemanticAlignment
-from rrgbench_mcsam.memory import ClinicalMemory, ot_samples
-from rrgbench_mcsam.ot import balanced_prototypes, marginal_errors, sinkhorn, usage_entropy
-from rrgbench_mcsam.recipes import RECIPES
-from rrgbench_mcsam.schemas import ClinicalMemoryOptions, SAMOptions
 
 D = 32
 CONTEXT = BuildContext(d_model=D, vocab_size=40, pad_id=0, bos_id=1, eos_id=2, max_len=20, n_views=1, image_size=64)
@@ -114,7 +114,7 @@ def test_sam_aligns_retrieved_knowledge_and_respects_padding():
     retrieved = torch.randn(3, 6, D)
     text = MemoryOutput(consolidated=torch.randn(3, 6, D), retrieved=retrieved, mask=mask)
     out = sam(visual, text)
-    assert out.semantic.shape == (3, 1, D) and out.loss.dim() == 0 and float(out.loss) > 0
+    assert out.semantic.shape == (3, 1, D) and out.loss.dim() == 0 and out.loss.item() > 0
     padded = retrieved.clone()
     padded[~mask] = 1e3
     again = sam(visual, MemoryOutput(consolidated=text.consolidated, retrieved=padded, mask=mask))
@@ -129,7 +129,7 @@ def test_sam_falls_back_to_consolidated_features_without_memory():
     visual = MemoryOutput(consolidated=torch.randn(3, 5, D))
     text = MemoryOutput(consolidated=torch.randn(3, 6, D), mask=IDS != 0)
     out = sam(visual, text)
-    assert out.semantic.shape == (3, 2, D) and math.isfinite(float(out.loss))
+    assert out.semantic.shape == (3, 2, D) and math.isfinite(out.loss.item())
     out.loss.backward()
     assert sam.log_temperature.grad is not None
 

@@ -1,0 +1,51 @@
+"""Shared setup of the pytest-benchmark suites: offline, built-in plugins only, a private data cache.
+
+Run them with ``tox -e bench`` (or ``python -m pytest benchmarks --benchmark-only``). Each module
+also holds plain tests (output equality of the fast and reference decoders, input sanity) that run
+without ``--benchmark-only``. At the end of a benchmark session the derived ratios (speed-up of the
+cached decoder over recomputation, retrieval time over the no-memory path) are printed and written
+into the saved JSON under ``rrgbench_ratios``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["RRGBENCH_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+os.environ.setdefault("RRGBENCH_CACHE", tempfile.mkdtemp(prefix="rrgbench-bench-cache-"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchutil, reference_decoding
+
+from benchutil import computed_ratios
+
+
+@pytest.fixture(scope="session")
+def registry():
+    from rrgbench.plugins import registry as get_registry
+
+    return get_registry()
+
+
+@pytest.fixture(scope="session")
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def pytest_benchmark_update_json(config: Any, benchmarks: Any, output_json: dict[str, Any]) -> None:
+    output_json["rrgbench_ratios"] = computed_ratios()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    ratios = computed_ratios()
+    if ratios:
+        terminalreporter.section("rrgbench derived ratios (median / median)")
+        for name, value in ratios.items():
+            terminalreporter.write_line(f"{name}: {value:.2f}")

@@ -1,0 +1,559 @@
+"""Efficiency figures of one trained model, for the ``efficiency`` section of ``results.json``.
+
+What is measured (after training and the single test-set decode, on the selected weights, in eval
+mode, under the same autocast as decoding; CUDA is synchronised around every timed region):
+
+``parameters``
+    total and trainable counts, and per component (encoder, memory, alignment, decoder).
+``train``
+    step time (median, p90, mean; forward + backward + optimiser, data loading excluded; the first
+    step is excluded as warm-up when there are more) and training samples per second.
+``inference``
+    ``latency_batch1``: seconds to generate one study's report with the run's decoding settings
+    (beam search, beam size, max length) at batch 1 — ``warmup`` untimed calls, then ``repeats``
+    timed calls cycling over the first test studies; median, p90 and the mean number of generated
+    tokens (latency depends on how long the reports are). ``throughput``: studies per second when
+    generating a whole test batch at the evaluation batch size (no extra warm-up: the test-set decode
+    that precedes it warmed those shapes up); ``batch_repeats`` timed calls, fewer when one takes
+    longer than the ``budget_seconds`` share. ``test_set``: wall time of the real test-set decode.
+``peak_memory``
+    on CUDA ``torch.cuda.max_memory_allocated`` (and reserved); everywhere the process's peak
+    resident set size (Linux ``VmHWM``, else ``resource.getrusage``). ``run`` is the peak up to the
+    end of the test decode (training included); ``inference`` the peak while measuring inference at
+    the evaluation batch size (counters reset in between; on CPU it is the whole process's RSS, so
+    it includes the interpreter and the data). :func:`reset_peak_memory` lets a driver that runs
+    several runs in one process (``rrgbench suite``) start each run from a clean counter.
+``components`` and ``retrieval``
+    per-component wall time from forward pre/post hooks on the encoder, memory and alignment modules
+    and timers around the decoder's methods (``embed``, ``encode``, ``init_cache``, ``decode``), plus
+    any module *inside* the decoder whose class name contains ``Memory`` (R2Gen's relational memory),
+    reported nested under the decoder. Profiled over a teacher-forced forward pass on a test batch
+    and over generation at batch 1. ``retrieval.share_of_forward`` / ``share_of_generate`` is the
+    memory modules' time over the total. ``retrieval.vs_no_memory`` compares the same inputs with and
+    without memory on two length-independent workloads: the teacher-forced forward on a test batch and
+    a fixed-length incremental decode (``decode.max_len`` steps with ``beam_size`` rows, no early stop).
+    The counterpart is (decision) the recipe named by the model registration's
+    ``baseline_without_memory`` extra when it declares one (``method: "recipe"``, built with the same
+    dataset, profile and applicable overrides; random weights, which do not change the cost of a
+    fixed-length workload), otherwise the same trained model with its memory temporarily replaced by
+    the identity (``method: "identity"``). A model without a memory component records
+    ``vs_no_memory`` as unavailable with the reason.
+
+Every measurement is guarded: if one fails, its entry holds ``{"error": ...}`` and the run still
+finishes. Settings come from :class:`EfficiencySettings` (defaults: 2 warm-up + 5 timed at batch 1,
+3 timed batches); ``RRGBENCH_EFFICIENCY="repeats=3,batch_repeats=1"`` changes them, ``off`` skips the
+inference measurements. The settings used are recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rrgbench.components import NoMemory, index_batch
+from rrgbench.errors import ConfigError
+
+COMPONENTS = ("encoder", "memory", "alignment", "decoder")
+DECODER_METHODS = ("embed", "encode", "init_cache", "decode")
+ENV_VAR = "RRGBENCH_EFFICIENCY"
+Logger = Callable[[str], None]
+
+
+# -- settings -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EfficiencySettings:
+    """How much to measure; the defaults keep a CPU run cheap (a few extra decodes)."""
+
+    enabled: bool = True
+    warmup: int = 2  # untimed generate calls at batch 1
+    repeats: int = 5  # timed generate calls at batch 1
+    batch_repeats: int = 3  # timed generate calls on a whole test batch
+    profile_repeats: int = 3  # profiled (hooked) repeats of each workload
+    budget_seconds: float = 120.0  # soft cap on the time spent on inference measurements
+
+    @classmethod
+    def from_env(cls, text: str | None = None) -> EfficiencySettings:
+        """Parse ``RRGBENCH_EFFICIENCY`` (``off`` or ``key=value,...``); unset gives the defaults."""
+        text = os.environ.get(ENV_VAR, "") if text is None else text
+        values: dict[str, Any] = {}
+        known = {f.name: f.type for f in fields(cls)}
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            if part in ("off", "on"):
+                values["enabled"] = part == "on"
+                continue
+            key, sep, value = part.partition("=")
+            if not sep or key not in known or key == "enabled":
+                raise ConfigError(f"{ENV_VAR}: expected 'off' or key=value with key in "
+                                  f"{', '.join(k for k in known if k != 'enabled')}; got '{part}'")
+            try:
+                values[key] = float(value) if key == "budget_seconds" else int(value)
+            except ValueError:
+                raise ConfigError(f"{ENV_VAR}: '{key}' needs a number, got '{value}'") from None
+        return cls(**values)
+
+
+@dataclass
+class EfficiencyInputs:
+    """What the trainer hands over at the end of a run."""
+
+    model: nn.Module
+    config: Any  # RunConfig
+    device: torch.device
+    test_loader: Any
+    bos_id: int
+    eos_id: int
+    train_step_seconds: list[float] = field(default_factory=list)
+    train_samples: list[int] = field(default_factory=list)
+    decode_seconds: float | None = None
+    n_test: int = 0
+    registry: Any = None
+    autocast: Callable[[], Any] = nullcontext
+    log: Logger | None = None
+    settings: EfficiencySettings = field(default_factory=EfficiencySettings.from_env)
+
+
+# -- small helpers ------------------------------------------------------------------------------
+def synchronize(device: torch.device) -> None:
+    """Wait for queued CUDA work, so that wall-clock timers measure the work itself."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def summarize(seconds: list[float]) -> dict[str, Any]:
+    """Median, p90, mean and count of a list of durations (warm-up already excluded)."""
+    if not seconds:
+        return {"median": None, "p90": None, "mean": None, "n": 0}
+    values = np.asarray(seconds, dtype=float)
+    return {"median": float(np.median(values)), "p90": float(np.percentile(values, 90)),
+            "mean": float(values.mean()), "n": len(seconds)}
+
+
+def timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
+    """Run ``fn`` once; seconds taken (CUDA synchronised before and after) and its result."""
+    synchronize(device)
+    start = time.perf_counter()
+    result = fn()
+    synchronize(device)
+    return time.perf_counter() - start, result
+
+
+def _count(module: nn.Module, trainable: bool = False) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable)
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Total and trainable parameters, and the total of each component."""
+    counts = {"total": _count(model), "trainable": _count(model, trainable=True)}
+    counts.update({name: _count(getattr(model, name)) for name in COMPONENTS if hasattr(model, name)})
+    return counts
+
+
+def train_figures(step_seconds: list[float], samples: list[int]) -> dict[str, Any]:
+    """Step time summary and samples/s; the first step is warm-up when there are several."""
+    steps, counts = (step_seconds[1:], samples[1:]) if len(step_seconds) > 1 else (step_seconds, samples)
+    if not steps:
+        return {"steps_timed": 0, "step_seconds": summarize([]), "samples_per_second": None,
+                "unavailable": "no training steps were run (train.epochs = 0)"}
+    return {"steps_timed": len(steps), "warmup_steps_excluded": len(step_seconds) - len(steps),
+            "step_seconds": summarize(steps), "samples_per_second": float(sum(counts) / sum(steps))}
+
+
+# -- peak memory --------------------------------------------------------------------------------
+def peak_rss_bytes() -> int | None:
+    """Peak resident set size of this process (Linux VmHWM, resettable; else getrusage)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def reset_peak_memory(device: torch.device | None = None) -> bool:
+    """Reset the peak counters (CUDA, and Linux's VmHWM via /proc/self/clear_refs); True if RSS was reset."""
+    if device is not None and device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_memory(device: torch.device) -> dict[str, Any]:
+    """Current peak figures: CUDA max allocated/reserved on a GPU, peak RSS everywhere."""
+    figures: dict[str, Any] = {"peak_rss_bytes": peak_rss_bytes()}
+    if device.type == "cuda":
+        figures["cuda_max_allocated_bytes"] = int(torch.cuda.max_memory_allocated(device))
+        figures["cuda_max_reserved_bytes"] = int(torch.cuda.max_memory_reserved(device))
+    return figures
+
+
+# -- per-component profiling --------------------------------------------------------------------
+class ComponentProfiler:
+    """Accumulates wall time per component of a :class:`~rrgbench.model.ReportGenerator`.
+
+    Forward pre/post hooks time ``encoder``, ``memory`` and ``alignment``; the decoder is used
+    through its methods rather than ``forward``, so those are wrapped on the instance for the
+    duration. Modules inside the decoder whose class name contains ``Memory`` are timed too, under
+    ``decoder/<name>``. Every timer synchronises CUDA. Use as a context manager; :attr:`seconds`
+    holds the totals.
+    """
+
+    def __init__(self, model: nn.Module, device: torch.device) -> None:
+        self.model, self.device = model, device
+        self.seconds: dict[str, float] = {}
+        self._starts: dict[str, list[float]] = {}
+        self._handles: list[Any] = []
+        self._patched: list[str] = []
+
+    @property
+    def nested_memories(self) -> list[str]:
+        """Names (``decoder/<path>``) of memory-like modules inside the decoder."""
+        return [f"decoder/{name}" for name, _ in _decoder_memories(self.model)]
+
+    def _begin(self, key: str) -> None:
+        synchronize(self.device)
+        self._starts.setdefault(key, []).append(time.perf_counter())
+
+    def _end(self, key: str) -> None:
+        synchronize(self.device)
+        start = self._starts[key].pop()
+        if not self._starts[key]:  # re-entrant calls count once, at the outermost level
+            self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - start
+
+    def _hook(self, module: nn.Module, key: str) -> None:
+        self._handles.append(module.register_forward_pre_hook(lambda *_: self._begin(key)))
+        self._handles.append(module.register_forward_hook(lambda *_: self._end(key)))
+
+    def _wrap_decoder(self) -> None:
+        decoder = self.model.decoder
+        for name in DECODER_METHODS:
+            method = getattr(decoder, name, None)
+            if method is None:
+                continue
+
+            def wrapper(*args: Any, _method: Callable[..., Any] = method, **kwargs: Any) -> Any:
+                self._begin("decoder")
+                try:
+                    return _method(*args, **kwargs)
+                finally:
+                    self._end("decoder")
+
+            setattr(decoder, name, wrapper)
+            self._patched.append(name)
+
+    def __enter__(self) -> ComponentProfiler:
+        for name in ("encoder", "memory", "alignment"):
+            module = getattr(self.model, name, None)
+            if isinstance(module, nn.Module):
+                self._hook(module, name)
+        for name, module in _decoder_memories(self.model):
+            self._hook(module, f"decoder/{name}")
+        self._wrap_decoder()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+        for name in self._patched:
+            delattr(self.model.decoder, name)
+        self._handles, self._patched = [], []
+
+
+def _decoder_memories(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Memory-like submodules of the decoder (outermost only), e.g. R2Gen's ``rm``."""
+    found: list[tuple[str, nn.Module]] = []
+    for name, module in model.decoder.named_modules():
+        if name and "memory" in type(module).__name__.lower():
+            if not any(name.startswith(prefix + ".") for prefix, _ in found):
+                found.append((name, module))
+    return found
+
+
+def has_memory(model: nn.Module) -> bool:
+    """True when the model has a memory component (not the identity)."""
+    return not isinstance(model.memory, NoMemory) and bool(getattr(model.memory, "applies_to", ()))
+
+
+def profile_components(model: nn.Module, device: torch.device, workload: Callable[[], Any],
+                       repeats: int) -> dict[str, Any]:
+    """Per-component seconds (mean per call), total, and shares of ``workload`` (after 1 warm-up)."""
+    workload()
+    totals: list[float] = []
+    with ComponentProfiler(model, device) as profiler:
+        for _ in range(max(repeats, 1)):
+            seconds, _ = timed(workload, device)
+            totals.append(seconds)
+    n = max(repeats, 1)
+    per_call = {key: value / n for key, value in sorted(profiler.seconds.items())}
+    total = float(np.mean(totals))
+    memory_keys = [k for k in per_call if k == "memory" or k in profiler.nested_memories]
+    memory_seconds = sum(per_call[k] for k in memory_keys)
+    return {"total_seconds": total, "seconds": per_call,
+            "share": {k: v / total for k, v in per_call.items()} if total else {},
+            "memory_modules": memory_keys, "memory_seconds": memory_seconds if memory_keys else None,
+            "memory_share": memory_seconds / total if total and memory_keys else None, "repeats": n}
+
+
+# -- workloads -----------------------------------------------------------------------------------
+def first_batch(loader: Any, device: torch.device) -> Any:
+    """The first test batch, on the device."""
+    for batch in loader:
+        return batch.to(device)
+    raise ValueError("the test loader is empty")
+
+
+def generate_fn(model: nn.Module, images: torch.Tensor, config: Any, bos_id: int, eos_id: int,
+                autocast: Callable[[], Any]) -> Callable[[], list[list[int]]]:
+    """A call that generates reports for ``images`` with the run's decoding settings."""
+    from rrgbench.decode import generate
+
+    dec, data = config.sections["decode"], config.sections["data"]
+    max_len = dec["max_len"] or data["max_len"]
+
+    def run() -> list[list[int]]:
+        with torch.no_grad(), autocast():
+            return generate(model, images, dec["method"], dec["beam_size"], max_len, bos_id, eos_id)
+
+    return run
+
+
+def forward_fn(model: nn.Module, images: torch.Tensor, target_ids: torch.Tensor,
+               autocast: Callable[[], Any]) -> Callable[[], Any]:
+    """A teacher-forced forward pass (no gradients) on one batch."""
+
+    def run() -> Any:
+        with torch.no_grad(), autocast():
+            return model(images, target_ids)
+
+    return run
+
+
+def fixed_length_fn(model: nn.Module, images: torch.Tensor, steps: int, rows: int, bos_id: int,
+                    autocast: Callable[[], Any]) -> Callable[[], None]:
+    """Prepare + exactly ``steps`` incremental steps on ``rows`` copies of one study (no early stop)."""
+
+    def run() -> None:
+        with torch.no_grad(), autocast():
+            encoded = model.prepare(images[:1])
+            expand = torch.zeros(rows, dtype=torch.long, device=images.device)
+            encoded = index_batch(encoded, expand)
+            cache = model.decoder.init_cache(encoded)
+            tokens = torch.full((rows,), bos_id, dtype=torch.long, device=images.device)
+            for _ in range(steps):
+                logits, cache = model.step(encoded, tokens, cache)
+                tokens = logits.argmax(dim=-1)
+
+    return run
+
+
+def repeat_timed(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int,
+                 deadline: float | None = None) -> tuple[list[float], list[Any]]:
+    """``warmup`` untimed calls, then up to ``repeats`` timed ones (at least one, stopping at ``deadline``)."""
+    for _ in range(warmup):
+        fn()
+    seconds, results = [], []
+    for i in range(max(repeats, 1)):
+        if i and deadline is not None and time.perf_counter() > deadline:
+            break
+        elapsed, result = timed(fn, device)
+        seconds.append(elapsed)
+        results.append(result)
+    return seconds, results
+
+
+# -- the measurements -----------------------------------------------------------------------------
+def latency_batch1(inputs: EfficiencyInputs, batch: Any, deadline: float) -> dict[str, Any]:
+    """Per-study generation latency at batch 1, cycling over the first test studies."""
+    s, n = inputs.settings, batch.images.shape[0]
+    calls = [generate_fn(inputs.model, batch.images[i : i + 1], inputs.config, inputs.bos_id, inputs.eos_id,
+                         inputs.autocast) for i in range(min(n, max(s.repeats, 1)))]
+    for i in range(s.warmup):
+        calls[i % len(calls)]()
+    seconds, tokens = [], []
+    for i in range(max(s.repeats, 1)):
+        if i and time.perf_counter() > deadline:
+            break
+        elapsed, result = timed(calls[i % len(calls)], inputs.device)
+        seconds.append(elapsed)
+        tokens.append(len(result[0]))
+    return {"batch_size": 1, "warmup": s.warmup, "seconds": summarize(seconds),
+            "mean_generated_tokens": float(np.mean(tokens))}
+
+
+def throughput(inputs: EfficiencyInputs, batch: Any, deadline: float) -> dict[str, Any]:
+    """Studies per second generating one whole test batch at the evaluation batch size."""
+    n = batch.images.shape[0]
+    fn = generate_fn(inputs.model, batch.images, inputs.config, inputs.bos_id, inputs.eos_id, inputs.autocast)
+    seconds, results = repeat_timed(fn, inputs.device, 0, inputs.settings.batch_repeats, deadline)
+    stats = summarize(seconds)
+    return {"batch_size": n, "warmup": "the test-set decode", "seconds": stats,
+            "studies_per_second": n / stats["median"] if stats["median"] else None,
+            "studies_per_second_p90_batch": n / stats["p90"] if stats["p90"] else None,
+            "mean_generated_tokens": float(np.mean([len(r) for out in results for r in out]))}
+
+
+@contextmanager
+def memory_replaced_by_identity(model: nn.Module) -> Iterator[None]:
+    """Temporarily swap the model's memory for :class:`~rrgbench.components.NoMemory`."""
+    original = model.memory
+    model.memory = NoMemory().to(next(model.parameters()).device)
+    try:
+        yield
+    finally:
+        model.memory = original
+
+
+def counterpart_model(inputs: EfficiencyInputs, name: str) -> nn.Module:
+    """The declared no-memory recipe, built with this run's dataset, profile and applicable overrides."""
+    from rrgbench import options as opt
+    from rrgbench.config import resolve_config, schemas_for
+    from rrgbench.model import build_model
+
+    registry, config = inputs.registry, inputs.config
+    probe = resolve_config(registry, name, config.dataset, profile=config.profile, seed=config.seed)
+    schemas = schemas_for(registry, probe.components, config.dataset)
+    known = {f"{section}.{info.name}" for section, schema in schemas.items() for info in opt.describe(schema)}
+    overrides = {k: v for k, v in config.user_overrides.items() if k in known}
+    resolved = resolve_config(registry, name, config.dataset, overrides, profile=config.profile, seed=config.seed)
+    return build_model(registry, resolved, inputs.model.context).to(inputs.device).eval()
+
+
+def vs_no_memory(inputs: EfficiencyInputs, batch: Any) -> dict[str, Any]:
+    """Forward and fixed-length decoding time with and without memory (see the module docstring)."""
+    model, config, device = inputs.model, inputs.config, inputs.device
+    recipe = inputs.registry.get("model", config.model) if inputs.registry is not None else None
+    counterpart = recipe.extra.get("baseline_without_memory") if recipe is not None else None
+    if not counterpart and not has_memory(model):
+        nested = [name for name, _ in _decoder_memories(model)]
+        reason = "the model has no memory component" + (
+            f" (its decoder's {', '.join(nested)} cannot be removed without changing the model)" if nested else "")
+        return {"method": None, "unavailable": reason}
+    dec = config.sections["decode"]
+    steps = dec["max_len"] or config.sections["data"]["max_len"]
+    rows = 1 if dec["method"] == "greedy" else dec["beam_size"]
+    repeats = max(inputs.settings.profile_repeats, 1)
+
+    def measure(subject: nn.Module) -> dict[str, float | None]:
+        forward = forward_fn(subject, batch.images, batch.target_ids, inputs.autocast)
+        fixed = fixed_length_fn(subject, batch.images, steps, rows, inputs.bos_id, inputs.autocast)
+        f_seconds, _ = repeat_timed(forward, device, 1, repeats)
+        d_seconds, _ = repeat_timed(fixed, device, 1, repeats)
+        return {"forward": float(np.median(f_seconds)), "decode": float(np.median(d_seconds))}
+
+    with_memory = measure(model)
+    if counterpart:
+        method, reference = "recipe", counterpart
+        without = measure(counterpart_model(inputs, counterpart))
+    else:
+        method, reference = "identity", "the same model with its memory replaced by the identity"
+        with memory_replaced_by_identity(model):
+            without = measure(model)
+    return {
+        "method": method, "reference": reference, "batch_size": int(batch.images.shape[0]),
+        "decode_steps": steps, "decode_rows": rows,
+        "forward_seconds": with_memory["forward"], "forward_seconds_without": without["forward"],
+        "forward_overhead": _overhead(with_memory["forward"], without["forward"]),
+        "decode_seconds": with_memory["decode"], "decode_seconds_without": without["decode"],
+        "decode_overhead": _overhead(with_memory["decode"], without["decode"]),
+    }
+
+
+def _overhead(with_memory: float | None, without: float | None) -> float | None:
+    """Relative extra time: 0.25 means the memory makes it 25% slower."""
+    if not with_memory or not without:
+        return None
+    return with_memory / without - 1.0
+
+
+def retrieval_figures(inputs: EfficiencyInputs, batch: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Component profiles (forward, generation at batch 1) and the retrieval overhead summary."""
+    model, device, reps = inputs.model, inputs.device, inputs.settings.profile_repeats
+    components: dict[str, Any] = {}
+    components["forward"] = _guard(lambda: {
+        "batch_size": int(batch.images.shape[0]),
+        **profile_components(model, device, forward_fn(model, batch.images, batch.target_ids, inputs.autocast),
+                             reps)})
+    one = generate_fn(model, batch.images[:1], inputs.config, inputs.bos_id, inputs.eos_id, inputs.autocast)
+    components["generate_batch1"] = _guard(lambda: {"batch_size": 1,
+                                                    **profile_components(model, device, one, reps)})
+    memory_name = inputs.config.components.get("memory", "none")
+    retrieval = {
+        "memory": memory_name,
+        "memory_size": inputs.config.sections.get("memory", {}).get("size"),
+        "memory_modules": components["forward"].get("memory_modules", []),
+        "share_of_forward": components["forward"].get("memory_share"),
+        "share_of_generate": components["generate_batch1"].get("memory_share"),
+        "vs_no_memory": _guard(lambda: vs_no_memory(inputs, batch)),
+    }
+    if not retrieval["memory_modules"] and "error" not in components["forward"]:
+        retrieval["unavailable"] = "the model has no memory component"
+    return components, retrieval
+
+
+def _guard(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run one measurement; a failure becomes ``{"error": ...}`` instead of failing the run."""
+    try:
+        return fn()
+    except Exception as exc:  # a profiling problem must not lose a finished training run
+        return {"error": f"{type(exc).__name__}: {exc}"[:500]}
+
+
+def decode_figures(decode_seconds: float | None, n_test: int) -> dict[str, Any]:
+    """Wall time of the real test-set decode (data loading included)."""
+    per_study = decode_seconds / n_test if decode_seconds is not None and n_test else None
+    return {"seconds": decode_seconds, "studies": n_test, "seconds_per_study": per_study,
+            "studies_per_second": 1.0 / per_study if per_study else None}
+
+
+def measure_efficiency(inputs: EfficiencyInputs) -> dict[str, Any]:
+    """The whole ``efficiency`` section of ``results.json`` (see the module docstring)."""
+    start = time.perf_counter()
+    model, device, settings = inputs.model, inputs.device, inputs.settings
+    was_training = model.training
+    model.eval()
+    record: dict[str, Any] = {
+        "parameters": count_parameters(model),
+        "train": train_figures(inputs.train_step_seconds, inputs.train_samples),
+        "test_set_decode": decode_figures(inputs.decode_seconds, inputs.n_test),
+        "peak_memory": {"run": peak_memory(device)},
+        "device": {"type": device.type, "torch_threads": torch.get_num_threads(),
+                   "name": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
+        "settings": asdict(settings),
+    }
+    # the flat keys of the first schema, kept for readers written against it
+    record["train_step_seconds_mean"] = record["train"]["step_seconds"]["mean"]
+    record["train_samples_per_second"] = record["train"]["samples_per_second"]
+    record["test_decode_seconds"], record["test_studies"] = inputs.decode_seconds, inputs.n_test
+    if not settings.enabled:
+        record["inference"] = {"unavailable": f"inference measurements switched off ({ENV_VAR}=off)"}
+        return record
+    try:
+        batch = first_batch(inputs.test_loader, device)
+        deadline = start + settings.budget_seconds
+        reset_peak_memory(device)
+        record["inference"] = {
+            "latency_batch1": _guard(lambda: latency_batch1(inputs, batch, deadline)),
+            "throughput": _guard(lambda: throughput(inputs, batch, deadline)),
+        }
+        record["peak_memory"]["inference"] = peak_memory(device)
+        record["components"], record["retrieval"] = retrieval_figures(inputs, batch)
+    finally:
+        model.train(was_training)
+    record["measurement_seconds"] = time.perf_counter() - start
+    return record

@@ -1,0 +1,323 @@
+"""Benchmark suites: a YAML file lists models x datasets x seeds x overrides; run them, then report.
+
+A suite file (``benchmarks/suites/*.yaml``)::
+
+    name: synthetic                # names the default runs folder (runs/suite-<name>)
+    description: every model and ablation, 3 seeds, on the synthetic dataset
+    datasets: [synthetic]
+    seeds: [0, 1, 2]
+    profile: small                 # optional; default: each dataset's own
+    device: auto                   # auto, cpu or cuda[:N]
+    labeler: chexpert-rules        # labeler of the clinical-efficacy metrics
+    skip: [meteor]                 # metric keys not computed (recorded as unavailable, never as 0)
+    threads: 0                     # torch intra-op threads for the runs (0: torch's default)
+    efficiency: "repeats=3"        # RRGBENCH_EFFICIENCY for the runs (see rrgbench.efficiency)
+    overrides:                     # suite-wide and *soft*: applied where the model has the option
+      dataset.n_train: 300
+      train.epochs: 3
+    models:
+      - transformer                # a recipe name, or a mapping:
+      - model: nearest-neighbor
+        overrides: {train.epochs: 0}   # per-model overrides are strict (a typo is an error)
+      - model: mcsam
+        seeds: [0]                     # per-model seeds / datasets replace the suite's
+        overrides: {memory.size: 1024}
+
+Soft suite-wide overrides let one file shrink every model although their option sets differ (the
+LSTM decoder has no ``decoder.heads``), exactly like the size profiles. Every configuration is
+resolved and validated before anything runs. A configuration that already has a finished run in the
+runs folder (same config fingerprint, ``status.json`` finished, ``results.json`` present; see
+:func:`rrgbench.runs.find_matching`) is skipped, so an interrupted suite continues where it stopped.
+A failing run is reported and the suite goes on; the result says which failed. Runs share one
+process: before each, the peak-memory counters are reset (:func:`rrgbench.efficiency.reset_peak_memory`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rrgbench.config import RunConfig
+from rrgbench.errors import ConfigError, RRGBenchError, did_you_mean
+from rrgbench.plugins import Registry
+
+SUITE_KEYS = ("name", "description", "datasets", "seeds", "profile", "device", "labeler", "skip", "threads",
+              "efficiency", "overrides", "models")
+MODEL_KEYS = ("model", "overrides", "seeds", "datasets")
+Logger = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    model: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    seeds: tuple[int, ...] | None = None
+    datasets: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A parsed suite file."""
+
+    name: str
+    models: tuple[ModelEntry, ...]
+    datasets: tuple[str, ...] = ("synthetic",)
+    seeds: tuple[int, ...] = (0,)
+    description: str = ""
+    profile: str | None = None
+    device: str = "auto"
+    labeler: str = "chexpert-rules"
+    skip: tuple[str, ...] = ()
+    threads: int = 0
+    efficiency: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def model_names(self) -> list[str]:
+        return list(dict.fromkeys(entry.model for entry in self.models))
+
+    def expected(self) -> dict[str, list[str]]:
+        """Dataset -> models that the suite's report must have a row for."""
+        out: dict[str, list[str]] = {}
+        for entry in self.models:
+            for dataset in entry.datasets or self.datasets:
+                out.setdefault(dataset, [])
+                if entry.model not in out[dataset]:
+                    out[dataset].append(entry.model)
+        return out
+
+
+# -- parsing -------------------------------------------------------------------------------------------
+def load_suite(path: Path) -> Suite:
+    """Read and check a suite file; errors name the file and the offending entry."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"suite file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_suite(data, str(path), path)
+
+
+def parse_suite(data: Any, where: str = "suite", path: Path | None = None) -> Suite:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: a suite is a mapping with at least 'models'")
+    _known_keys(data, SUITE_KEYS, where)
+    if not data.get("models"):
+        raise ConfigError(f"{where}: 'models' must list at least one model recipe")
+    models = tuple(_model_entry(item, f"{where}: models[{i}]") for i, item in enumerate(data["models"]))
+    return Suite(
+        name=str(data.get("name") or (path.stem if path else "suite")), models=models,
+        datasets=_strings(data.get("datasets", ["synthetic"]), f"{where}: datasets"),
+        seeds=_ints(data.get("seeds", [0]), f"{where}: seeds"), description=str(data.get("description") or ""),
+        profile=data.get("profile"), device=str(data.get("device", "auto")),
+        labeler=str(data.get("labeler", "chexpert-rules")), skip=_strings(data.get("skip", []), f"{where}: skip"),
+        threads=int(data.get("threads") or 0), efficiency=data.get("efficiency"),
+        overrides=_mapping(data.get("overrides"), f"{where}: overrides"), path=path)
+
+
+def _known_keys(data: Mapping[str, Any], known: Sequence[str], where: str) -> None:
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key '{key}'{did_you_mean(str(key), known)}; known: {', '.join(known)}")
+
+
+def _model_entry(item: Any, where: str) -> ModelEntry:
+    if isinstance(item, str):
+        return ModelEntry(item)
+    if not isinstance(item, Mapping) or "model" not in item:
+        raise ConfigError(f"{where}: expected a recipe name or a mapping with 'model'")
+    _known_keys(item, MODEL_KEYS, where)
+    return ModelEntry(str(item["model"]), _mapping(item.get("overrides"), f"{where}.overrides"),
+                      _ints(item["seeds"], f"{where}.seeds") if "seeds" in item else None,
+                      _strings(item["datasets"], f"{where}.datasets") if "datasets" in item else None)
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of section.key: value")
+    return {str(k): v for k, v in value.items()}
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+        raise ConfigError(f"{where}: expected a list of names")
+    return tuple(items)
+
+
+def _ints(value: Any, where: str) -> tuple[int, ...]:
+    items = [value] if isinstance(value, int) else value
+    if not isinstance(items, list) or not items or not all(isinstance(x, int) and not isinstance(x, bool)
+                                                           for x in items):
+        raise ConfigError(f"{where}: expected a non-empty list of integers")
+    return tuple(items)
+
+
+# -- planning ------------------------------------------------------------------------------------------
+@dataclass
+class PlannedRun:
+    config: RunConfig
+    label: str
+
+
+def soft_overrides(registry: Registry, model: str, dataset: str, overrides: Mapping[str, Any],
+                   profile: str | None) -> dict[str, Any]:
+    """The overrides whose option exists for this model on this dataset (others are skipped)."""
+    from rrgbench import options as opt
+    from rrgbench.config import resolve_config, schemas_for
+
+    probe = resolve_config(registry, model, dataset, profile=profile)
+    schemas = schemas_for(registry, probe.components, dataset)
+    known = {f"{section}.{info.name}" for section, schema in schemas.items() for info in opt.describe(schema)}
+    return {key: value for key, value in overrides.items() if key in known}
+
+
+def plan(suite: Suite, registry: Registry, only: Sequence[str] = ()) -> list[PlannedRun]:
+    """Every run of the suite, resolved and validated (nothing runs yet)."""
+    from rrgbench.config import resolve_config
+
+    planned = []
+    for i, entry in enumerate(suite.models):
+        if only and not any(fnmatch.fnmatch(entry.model, pattern) for pattern in only):
+            continue
+        for dataset in entry.datasets or suite.datasets:
+            where = f"suite '{suite.name}', models[{i}] ({entry.model} on {dataset})"
+            try:
+                overrides = {**soft_overrides(registry, entry.model, dataset, suite.overrides, suite.profile),
+                             **entry.overrides}
+                for seed in entry.seeds or suite.seeds:
+                    config = resolve_config(registry, entry.model, dataset, overrides, profile=suite.profile, seed=seed)
+                    planned.append(PlannedRun(config, _label(entry, dataset, seed)))
+            except RRGBenchError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+    return planned
+
+
+def _label(entry: ModelEntry, dataset: str, seed: int) -> str:
+    extra = "".join(f" {k}={v}" for k, v in entry.overrides.items())
+    return f"{entry.model} on {dataset}, seed {seed}{extra}"
+
+
+# -- running -------------------------------------------------------------------------------------------
+@dataclass
+class SuiteResult:
+    planned: int = 0
+    skipped: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    reports: dict[str, list[Path]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.problems
+
+
+def already_finished(runs: Path, config: RunConfig) -> Path | None:
+    """A finished run of exactly this configuration below ``runs`` (its results.json present), if any."""
+    from rrgbench.runs import find_matching
+
+    for run in reversed(find_matching(runs, config, status="finished")):
+        if (run.path / "results.json").is_file():
+            return run.path
+    return None
+
+
+@contextmanager
+def _environment(suite: Suite) -> Iterator[None]:
+    """Torch threads and the efficiency settings of the suite, restored afterwards."""
+    import torch
+
+    from rrgbench.efficiency import ENV_VAR, EfficiencySettings
+
+    threads, previous_env = torch.get_num_threads(), os.environ.get(ENV_VAR)
+    if suite.efficiency is not None:
+        EfficiencySettings.from_env(str(suite.efficiency))  # validate before any run
+        os.environ[ENV_VAR] = str(suite.efficiency)
+    if suite.threads:
+        torch.set_num_threads(suite.threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        if suite.efficiency is not None:
+            if previous_env is None:
+                os.environ.pop(ENV_VAR, None)
+            else:
+                os.environ[ENV_VAR] = previous_env
+
+
+def run_suite(suite: Suite, registry: Registry, runs: Path, *, leaderboard: Path | None = None,
+              only: Sequence[str] = (), progress: bool = False, log: Logger = print,
+              data_dir: str | None = None) -> SuiteResult:
+    """Run every planned configuration not finished yet, then build (and check) the leaderboards."""
+    from rrgbench.efficiency import reset_peak_memory
+    from rrgbench.scoring import ScoringContext
+    from rrgbench.train import RunRequest, run_training
+
+    planned = plan(suite, registry, only)
+    result, start = SuiteResult(planned=len(planned)), time.perf_counter()
+    with _environment(suite):
+        for n, item in enumerate(planned, 1):
+            done = already_finished(runs, item.config)
+            if done is not None:
+                log(f"[{n}/{len(planned)}] skip {item.label}: finished in {done}")
+                result.skipped.append(item.label)
+                continue
+            log(f"[{n}/{len(planned)}] run {item.label}")
+            reset_peak_memory()
+            request = RunRequest(data_dir=data_dir, out=Path(runs), device=suite.device, progress=progress, log=log,
+                                 scoring=ScoringContext(labeler=suite.labeler, skip=frozenset(suite.skip)))
+            began = time.perf_counter()
+            try:
+                run_training(registry, item.config, request)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:  # one failing model must not stop the suite
+                message = f"{type(exc).__name__}: {exc}"[:500]
+                log(f"[{n}/{len(planned)}] FAILED {item.label}: {message}")
+                result.failed.append((item.label, message))
+                continue
+            log(f"[{n}/{len(planned)}] done in {time.perf_counter() - began:.0f} s")
+            result.finished.append(item.label)
+    result.seconds = time.perf_counter() - start
+    if leaderboard is not None:
+        result.reports, result.problems = report(suite, registry, runs, leaderboard, only)
+    return result
+
+
+def expected_metrics(registry: Registry) -> list[str]:
+    """Every metric key the registered metric groups produce."""
+    return [key for entry in registry.entries("metric") for key in entry.extra.get("keys", (entry.name,))]
+
+
+def expected_rows(suite: Suite, only: Sequence[str] = ()) -> dict[str, list[str]]:
+    """Dataset -> models that must have a row (those matching ``only``, when given)."""
+    expected = suite.expected()
+    if only:
+        expected = {dataset: [m for m in models if any(fnmatch.fnmatch(m, p) for p in only)]
+                    for dataset, models in expected.items()}
+    return expected
+
+
+def report(suite: Suite, registry: Registry, runs: Path, out: Path,
+           only: Sequence[str] = ()) -> tuple[dict[str, list[Path]], list[str]]:
+    """Build the leaderboards from the runs folder and check that the suite's report is complete."""
+    from rrgbench.leaderboard import build_reports, check_complete
+
+    reports = build_reports(runs, out)
+    return reports, check_complete(out, expected_rows(suite, only), expected_metrics(registry))

@@ -1,0 +1,156 @@
+"""Leaderboards from run records only: aggregation, Markdown, CSV, HTML, plots and the completeness check."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from rrgbench.cli import main
+from rrgbench.leaderboard import (
+    EFFICIENCY_KEYS,
+    REPORT_FILES,
+    ablation_families,
+    build_board,
+    build_leaderboards,
+    build_reports,
+    check_complete,
+    markdown,
+    pareto_front,
+    parse_tables,
+)
+
+METRICS = ("bleu_4", "meteor", "ce_f1_micro")
+
+
+def efficiency(latency=0.2, share=0.1, size=256, overhead=0.3, memory=True):
+    retrieval = {"memory_size": size if memory else None, "share_of_forward": share if memory else None,
+                 "share_of_generate": share * 2 if memory else None,
+                 "vs_no_memory": {"method": "identity", "decode_overhead": overhead} if memory else
+                 {"method": None, "unavailable": "the model has no memory component"}}
+    if not memory:
+        retrieval["unavailable"] = "the model has no memory component"
+    return {"parameters": {"total": 12_000_000}, "train": {"samples_per_second": 40.0},
+            "inference": {"latency_batch1": {"seconds": {"median": latency}},
+                          "throughput": {"studies_per_second": 30.0}},
+            "peak_memory": {"run": {"peak_rss_bytes": 2**30}}, "retrieval": retrieval,
+            "device": {"torch_threads": 2}}
+
+
+def record(model, seed=0, bleu=0.1, overrides=None, created="2026-01-01T00:00:00", eff=None, meteor=None):
+    metrics = {"bleu_4": {"value": bleu, "ci95": [bleu - 0.02, bleu + 0.02], "higher_is_better": True},
+               "meteor": {"value": meteor, "higher_is_better": True} if meteor is not None else
+               {"value": None, "higher_is_better": True, "unavailable": "skipped on request (--skip meteor)"},
+               "ce_f1_micro": {"value": 0.3 + bleu, "ci95": [0.2, 0.5], "higher_is_better": True}}
+    overrides = dict(overrides or {})
+    return {"schema_version": 1, "run_id": f"{model}-{seed}-{created}", "model": model, "dataset": "synthetic",
+            "profile": "small", "seed": seed, "metrics": metrics, "created": created,
+            "protocol": {"clinical": {"labeler": "chexpert-rules"}},
+            "efficiency": eff if eff is not None else efficiency(memory=model.startswith("mcsam")),
+            "environment": {"device": "cpu", "device_name": "x86_64", "git": {"commit": "abc1234def", "dirty": False}},
+            "config": {"model": model, "sections": {"memory": overrides}, "user_overrides": overrides}}
+
+
+def write_records(root, records):
+    for i, rec in enumerate(records):
+        path = root / rec["dataset"] / rec["model"] / f"run{i}" / "results.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(rec))
+
+
+@pytest.fixture
+def records():
+    return [
+        record("transformer", 0, 0.10), record("transformer", 1, 0.14),
+        record("mcsam", 0, 0.20, eff=efficiency(latency=0.3)), record("mcsam", 1, 0.22, eff=efficiency(latency=0.3)),
+        record("mcsam", 0, 0.30, overrides={"memory.size": "1024"}, eff=efficiency(size=1024, share=0.3)),
+        record("mcsam-no-memory", 0, 0.15, eff=efficiency(memory=False)),
+        record("nearest-neighbor", 0, 0.05, eff={"parameters": {"total": 1}, "train": {
+            "samples_per_second": None, "unavailable": "no training steps were run (train.epochs = 0)"}}),
+    ]
+
+
+def cells(table_text, row_label):
+    tables = [t for t in parse_tables(table_text) if t[0][0] == "model"]
+    header, rows = tables[0]
+    row = next(r for r in rows if r[0] == row_label)
+    return dict(zip(header, row, strict=True))
+
+
+def test_rows_aggregate_seeds_and_split_configurations(records):
+    board = build_board("synthetic", records)
+    assert board.rows == ["mcsam", "mcsam (memory.size=1024)", "mcsam-no-memory", "nearest-neighbor", "transformer"]
+    mean = board.cells[("transformer", "bleu_4")]
+    assert mean.mean == pytest.approx(0.12) and mean.kind == "std" and mean.n == 2
+    single = board.cells[("mcsam (memory.size=1024)", "bleu_4")]
+    assert single.kind == "ci95" and single.err == pytest.approx(0.02)
+    assert ablation_families(board) == {"mcsam": ["mcsam-no-memory"]}
+
+
+def test_markdown_marks_best_direction_and_unavailable(records):
+    text = markdown("synthetic", records)
+    row = cells(text, "mcsam (memory.size=1024)")
+    assert row["bleu_4 ↑"] == "**0.3000** ± 0.0200" and row["CE labeler"] == "chexpert-rules"
+    assert row["meteor ↑"] == "n/a[^meteor]" and "[^meteor]: skipped on request (--skip meteor)" in text
+    assert cells(text, "transformer")["runs"] == "2" and cells(text, "transformer")["seeds"] == "0,1"
+    eff_header, eff_rows = [t for t in parse_tables(text) if t[0][0] == "model"][1]
+    eff = {r[0]: dict(zip(eff_header, r, strict=True)) for r in eff_rows}
+    assert eff["transformer"]["latency b1 (ms) ↓"].startswith("**200.0**")  # lower is better
+    assert eff["nearest-neighbor"]["train samples/s ↑"] == "n/a[^train_samples_per_s]"
+    assert "[^train_samples_per_s]: no training steps were run" in text
+    assert eff["transformer"]["memory share of forward (%) ↓"].startswith("n/a[^memory_share_pct")
+    assert "## Ablations" in text and "Base: **mcsam**" in text
+
+
+def test_a_rerun_of_a_seed_replaces_the_older_record():
+    old, new = record("transformer", 0, 0.1, created="2026-01-01"), record("transformer", 0, 0.3, created="2026-02-01")
+    board = build_board("synthetic", [new, old])
+    assert board.cells[("transformer", "bleu_4")].mean == pytest.approx(0.3) and len(board.runs["transformer"]) == 1
+
+
+def test_pareto_front():
+    points = [(1.0, 0.1), (2.0, 0.3), (3.0, 0.2), (4.0, 0.5), (0.5, 0.05)]
+    assert pareto_front(points) == [4, 0, 1, 3]
+
+
+def test_reports_are_complete_and_self_contained(tmp_path, records):
+    write_records(tmp_path / "runs", records)
+    reports = build_reports(tmp_path / "runs", tmp_path / "out")
+    folder = tmp_path / "out" / "synthetic"
+    assert sorted(p.name for p in reports["synthetic"]) == sorted(REPORT_FILES)
+    for name in ("metrics.png", "quality_vs_latency.png", "retrieval_overhead.png", "ablations.png"):
+        assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (folder / "leaderboard.html").read_text()
+    assert page.count("data:image/png;base64,") == 4 and "<style>" in page and "http" not in page.split("<body>")[1]
+    summary = pd.read_csv(folder / "leaderboard.csv")
+    assert summary["model"].iloc[0] == "mcsam" and {"bleu_4", "bleu_4_err", *EFFICIENCY_KEYS} <= set(summary)
+    assert len(pd.read_csv(folder / "runs.csv")) == len(records)
+    expected = {"synthetic": ["transformer", "mcsam", "mcsam-no-memory", "nearest-neighbor"]}
+    assert check_complete(tmp_path / "out", expected, METRICS) == []
+    assert build_leaderboards(tmp_path / "runs", tmp_path / "again", with_plots=False) == [
+        tmp_path / "again" / "synthetic" / "leaderboard.md"]
+
+
+def test_check_complete_names_what_is_missing(tmp_path, records):
+    write_records(tmp_path / "runs", records)
+    build_reports(tmp_path / "runs", tmp_path / "out", with_plots=False)
+    folder = tmp_path / "out" / "synthetic"
+    problems = check_complete(tmp_path / "out", {"synthetic": ["r2gen", "mcsam"]}, [*METRICS, "cider"])
+    assert any("metrics.png is missing" in p for p in problems)
+    assert any("no row for model 'r2gen'" in p for p in problems)
+    assert any("no column for metric 'cider'" in p for p in problems)
+    text = (folder / "leaderboard.md").read_text().replace("[^meteor]: skipped", "[^other]: skipped")
+    (folder / "leaderboard.md").write_text(text.replace("| **0.3000** ± 0.0200 |", "|  |", 1))
+    problems = check_complete(tmp_path / "out", {"synthetic": ["mcsam"]}, METRICS)
+    assert any("footnote [^meteor] undefined" in p for p in problems)
+    assert any("is neither a value nor n/a" in p for p in problems)
+
+
+def test_leaderboard_cli_builds_and_checks(tmp_path, records, capsys):
+    write_records(tmp_path / "runs", records)
+    out = tmp_path / "out"
+    assert main(["leaderboard", "--runs", str(tmp_path / "runs"), "--out", str(out), "--no-plots"]) == 0
+    assert (out / "synthetic" / "leaderboard.html").is_file()
+    assert main(["leaderboard", "--check", "--runs", str(tmp_path / "runs"), "--out", str(out)]) == 1  # no PNGs
+    assert "metrics.png is missing" in capsys.readouterr().err

@@ -1,0 +1,94 @@
+"""Benchmark suites: parsing, planning the shipped suite files, skipping finished runs, failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rrgbench.errors import ConfigError
+from rrgbench.plugins import registry
+from rrgbench.suite import already_finished, load_suite, parse_suite, plan, run_suite
+
+SUITES = Path(__file__).resolve().parents[1] / "benchmarks" / "suites"
+ALL_MODELS = {"transformer", "r2gen", "r2gencmn", "show-tell", "nearest-neighbor", "mcsam", "mcsam-no-memory",
+              "mcsam-random-memory", "mcsam-frozen-memory", "mcsam-no-sam", "mcsam-no-prompts"}
+
+
+def test_parse_errors_name_the_entry():
+    with pytest.raises(ConfigError, match="unknown key 'seed'.*did you mean 'seeds'"):
+        parse_suite({"models": ["transformer"], "seed": [0]})
+    with pytest.raises(ConfigError, match="'models' must list"):
+        parse_suite({"models": []})
+    with pytest.raises(ConfigError, match=r"models\[1\]: expected a recipe name"):
+        parse_suite({"models": ["transformer", {"overrides": {}}]})
+    with pytest.raises(ConfigError, match="seeds: expected a non-empty list of integers"):
+        parse_suite({"models": ["transformer"], "seeds": ["a"]})
+
+
+@pytest.mark.parametrize("name,seeds", [("synthetic.yaml", 3), ("ci-tiny.yaml", 1)])
+def test_shipped_suites_cover_every_model(name, seeds):
+    suite = load_suite(SUITES / name)
+    assert set(suite.model_names) >= ALL_MODELS
+    planned = plan(suite, registry())
+    per_model: dict[str, set[int]] = {}
+    for item in planned:
+        per_model.setdefault(item.config.model, set()).add(item.config.seed)
+    assert all(len(per_model[m]) >= seeds for m in ALL_MODELS)
+    nn = next(p for p in planned if p.config.model == "nearest-neighbor")
+    assert nn.config.sections["train"]["epochs"] == 0
+    no_prompts = next(p for p in planned if p.config.model == "mcsam-no-prompts")
+    assert no_prompts.config.sections["decoder"]["n_prompts"] == 0
+    if name == "ci-tiny.yaml":
+        assert "meteor" in suite.skip
+
+
+def test_suite_overrides_are_soft_model_overrides_strict():
+    suite = parse_suite({"models": ["show-tell", "transformer"], "overrides": {"decoder.heads": 2}})
+    configs = {p.config.model: p.config for p in plan(suite, registry())}
+    assert "heads" not in configs["show-tell"].sections["decoder"]  # the LSTM has no heads: skipped
+    assert configs["transformer"].sections["decoder"]["heads"] == 2
+    strict = parse_suite({"models": [{"model": "show-tell", "overrides": {"decoder.heads": 2}}]})
+    with pytest.raises(ConfigError, match="show-tell on synthetic.*decoder.heads"):
+        plan(strict, registry())
+
+
+def _fake_training(calls, fail=()):
+    def run_training(reg, config, request):
+        from rrgbench.runs import create_run
+
+        calls.append(config.model)
+        if config.model in fail:
+            raise RuntimeError("boom")
+        run = create_run(request.out, config)
+        (run.path / "results.json").write_text(json.dumps({"model": config.model, "metrics": {}}))
+        run.set_status("finished")
+        return run
+
+    return run_training
+
+
+def test_finished_runs_are_skipped_and_failures_reported(tmp_path, monkeypatch):
+    import rrgbench.train
+
+    suite = parse_suite({"name": "t", "models": ["transformer", "r2gen"], "seeds": [0, 1]})
+    calls: list[str] = []
+    monkeypatch.setattr(rrgbench.train, "run_training", _fake_training(calls, fail={"r2gen"}))
+    first = run_suite(suite, registry(), tmp_path, log=lambda _: None)
+    assert calls == ["transformer", "transformer", "r2gen", "r2gen"]
+    assert len(first.finished) == 2 and len(first.failed) == 2 and not first.ok
+    assert "boom" in first.failed[0][1]
+    calls.clear()
+    second = run_suite(suite, registry(), tmp_path, log=lambda _: None)
+    assert calls == ["r2gen", "r2gen"] and len(second.skipped) == 2
+    config = plan(suite, registry())[0].config
+    assert already_finished(tmp_path, config) is not None
+
+
+def test_suite_cli_dry_run(capsys):
+    from rrgbench.cli import main
+
+    assert main(["suite", str(SUITES / "ci-tiny.yaml"), "--dry-run", "--only", "mcsam*"]) == 0
+    out = capsys.readouterr().out
+    assert "suite 'ci-tiny': 6 runs" in out and "transformer" not in out
