@@ -37,7 +37,7 @@ done
 export HF_HUB_OFFLINE=1 RRGBENCH_DISABLE_PLUGIN_AUTOLOAD=${RRGBENCH_DISABLE_PLUGIN_AUTOLOAD:-1}
 if [[ $SMOKE == 1 ]]; then
   STEPS=${STEPS:-2} DEVICE=cpu BATCH=4 N_VAL=4 N_TEST=4
-  TMP=$(mktemp -d -t rrgbench-gpu-smoke-XXXXXX)
+  if [[ -z $RUNS || -z $OUT || -z ${RRGBENCH_CACHE:-} ]]; then TMP=$(mktemp -d -t rrgbench-gpu-smoke-XXXXXX); fi
   RUNS=${RUNS:-$TMP/runs} OUT=${OUT:-$TMP/report}
   export RRGBENCH_CACHE=${RRGBENCH_CACHE:-$TMP/cache}
   export RRGBENCH_EFFICIENCY=${RRGBENCH_EFFICIENCY:-warmup=1,repeats=2,batch_repeats=1,profile_repeats=1}

@@ -225,9 +225,11 @@ def wrap(module: torch.nn.Module, info: DistInfo, device: torch.device) -> torch
     """``module`` under DistributedDataParallel in a multi-process job (unchanged otherwise).
 
     A module without trainable parameters (a frozen retrieval baseline) is left unwrapped: there is
-    nothing to synchronise. ``static_graph`` lets a recipe leave some parameters out of the loss
-    (ablations) at the cost of one graph walk in the first step only; the set of used parameters must
-    not change between steps, which holds for every built-in recipe.
+    nothing to synchronise. ``find_unused_parameters`` is on because components routinely own
+    parameters the loss never reaches (a timm backbone's unused classifier-head norm, ablations);
+    without it DDP silently skips the gradient all-reduce of every bucket holding such a parameter
+    (tested: ``static_graph`` does too). Its cost is one autograd-graph walk per step; torch prints a
+    one-time note when a model turns out to use every parameter.
     """
     if not info.enabled or not any(p.requires_grad for p in module.parameters()):
         return module
@@ -235,8 +237,8 @@ def wrap(module: torch.nn.Module, info: DistInfo, device: torch.device) -> torch
 
     if device.type == "cuda":
         module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
-        return DistributedDataParallel(module, device_ids=[device.index], static_graph=True)
-    return DistributedDataParallel(module, static_graph=True)
+        return DistributedDataParallel(module, device_ids=[device.index], find_unused_parameters=True)
+    return DistributedDataParallel(module, find_unused_parameters=True)
 
 
 def silence(info: DistInfo, log: Callable[[str], None]) -> Callable[[str], None]:

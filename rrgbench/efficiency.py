@@ -80,26 +80,36 @@ class EfficiencySettings:
     batch_repeats: int = 3  # timed generate calls on a whole test batch
     profile_repeats: int = 3  # profiled (hooked) repeats of each workload
     budget_seconds: float = 120.0  # soft cap on the time spent on inference measurements
+    note: str = ""  # why the defaults are used (an unreadable RRGBENCH_EFFICIENCY), if so
 
     @classmethod
     def from_env(cls, text: str | None = None) -> EfficiencySettings:
         """Parse ``RRGBENCH_EFFICIENCY`` (``off`` or ``key=value,...``); unset gives the defaults."""
         text = os.environ.get(ENV_VAR, "") if text is None else text
         values: dict[str, Any] = {}
-        known = {f.name: f.type for f in fields(cls)}
+        known = {f.name: f.type for f in fields(cls) if f.name not in ("enabled", "note")}
         for part in (p.strip() for p in text.split(",") if p.strip()):
             if part in ("off", "on"):
                 values["enabled"] = part == "on"
                 continue
             key, sep, value = part.partition("=")
-            if not sep or key not in known or key == "enabled":
-                raise ConfigError(f"{ENV_VAR}: expected 'off' or key=value with key in "
-                                  f"{', '.join(k for k in known if k != 'enabled')}; got '{part}'")
+            if not sep or key not in known:
+                raise ConfigError(f"{ENV_VAR}: expected 'off' or key=value with key in {', '.join(known)}; "
+                                  f"got '{part}'")
             try:
                 values[key] = float(value) if key == "budget_seconds" else int(value)
             except ValueError:
                 raise ConfigError(f"{ENV_VAR}: '{key}' needs a number, got '{value}'") from None
         return cls(**values)
+
+    @classmethod
+    def from_env_or_defaults(cls) -> EfficiencySettings:
+        """Like :meth:`from_env`, but a malformed value falls back to the defaults (noted) instead of
+        failing a run that has already trained."""
+        try:
+            return cls.from_env()
+        except ConfigError as exc:
+            return cls(note=f"defaults used: {exc}")
 
 
 @dataclass
@@ -119,7 +129,7 @@ class EfficiencyInputs:
     registry: Any = None
     autocast: Callable[[], Any] = nullcontext
     log: Logger | None = None
-    settings: EfficiencySettings = field(default_factory=EfficiencySettings.from_env)
+    settings: EfficiencySettings = field(default_factory=EfficiencySettings.from_env_or_defaults)
 
 
 # -- small helpers ------------------------------------------------------------------------------

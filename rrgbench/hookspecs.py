@@ -65,9 +65,12 @@ def rrgbench_register_alignments(register):
 
 @hookspec
 def rrgbench_register_decoders(register):
-    """Register report decoders: ``forward(context, semantic, target_ids) -> logits [B, T, vocab]``.
+    """Register report decoders (contract in :class:`rrgbench.components.Decoder`).
 
-    Decoders also implement the incremental ``step`` with a cache used by greedy and beam search.
+    ``embed(ids)`` -> word embeddings; ``encode(context, semantic)`` -> encoded state;
+    ``decode(encoded, embeddings, cache)`` -> (logits [B, T, vocab], cache): the full teacher-forced
+    pass when ``cache`` is None, one incremental step from ``init_cache(encoded)`` otherwise (greedy
+    and beam search use it; both must give the same logits).
     Same ``register`` signature as encoders. Example::
 
         register("gru", "my_pkg.decoders:GRUDecoder", options=GRUOptions, description="2-layer GRU")

@@ -628,8 +628,9 @@ def plot_quality_latency(board: Board) -> bytes:
             ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4 if i % 2 else -10), fontsize=7)
         xy = [(p[0], p[1] if metric.higher_is_better else -p[1]) for p in points]
         front = pareto_front(xy)
-        ax.step([points[i][0] for i in front], [points[i][1] for i in front], where="post", color="0.3",
-                linestyle="--", linewidth=1, label="Pareto front", zorder=2)
+        front_x, front_y = [points[i][0] for i in front], [points[i][1] for i in front]
+        ax.step(front_x, front_y, where="post", color="0.3", linestyle="--", linewidth=1, zorder=2)
+        ax.scatter(front_x, front_y, s=130, facecolors="none", edgecolors="0.2", label="Pareto front", zorder=4)
         if max(p[0] for p in points) > 20 * min(p[0] for p in points):
             ax.set_xscale("log")
         ax.set_xlabel("latency per study at batch 1 (ms) ↓")

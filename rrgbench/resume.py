@@ -115,8 +115,7 @@ def resolve_resume(out: Path, config: RunConfig, spec: str) -> RunDir | None:
         if run.status().get("status") != "finished":
             check_resumable(run)
         return run
-    matching = [r for r in find_matching(out, config)
-                if not r.status().get("evaluated_from") and not config_diff(r.config(), config)]
+    matching = [r for r in find_matching(out, config) if not config_diff(r.config(), config)]
     unfinished = [r for r in matching if r.status().get("status") in UNFINISHED]
     for run in reversed(unfinished):
         status = run.status()

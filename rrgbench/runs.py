@@ -19,7 +19,7 @@ Layout of one run (``--out`` default ``runs/``)::
 ``results.json`` keys: ``schema_version``, ``run_id``, ``model``, ``dataset``, ``profile``, ``seed``,
 ``metrics`` (key -> {value, ci95, higher_is_better[, unavailable]}), ``validation``, ``protocol``,
 ``efficiency``, ``environment``, ``config``, ``created``; a record written by ``rrgbench evaluate`` adds
-``evaluated_from`` (the checkpoint's path and SHA-256).
+``evaluated_from`` (the checkpoint's path; ``protocol.evaluation`` holds its SHA-256).
 """
 
 from __future__ import annotations
@@ -95,15 +95,26 @@ def find_runs(root: Path) -> list[RunDir]:
     return sorted((RunDir(p.parent) for p in Path(root).rglob("config.json")), key=lambda r: r.path.name)
 
 
-def find_matching(root: Path, config: RunConfig, status: str | Collection[str] | None = None) -> list[RunDir]:
-    """Runs below ``root`` with the same configuration fingerprint (and status, or one of several), oldest first."""
+def find_matching(root: Path, config: RunConfig, status: str | Collection[str] | None = None,
+                  include_evaluations: bool = False) -> list[RunDir]:
+    """Runs below ``root`` with the same configuration fingerprint (and status, or one of several), oldest first.
+
+    Records written by ``rrgbench evaluate`` share their checkpoint's fingerprint but are not training
+    runs; they are left out unless ``include_evaluations``.
+    """
     fingerprint = config.fingerprint()
     base = Path(root) / config.dataset / config.model
     if not base.is_dir():
         return []
-    runs = [r for r in find_runs(base) if f"-{fingerprint}-" in r.path.name]
     wanted = {status} if isinstance(status, str) else set(status or ())
-    return [r for r in runs if not wanted or r.status().get("status") in wanted]
+    found = []
+    for run in find_runs(base):
+        if f"-{fingerprint}-" not in run.path.name:
+            continue
+        state = run.status()
+        if (not wanted or state.get("status") in wanted) and (include_evaluations or not state.get("evaluated_from")):
+            found.append(run)
+    return found
 
 
 def environment(device: str) -> dict[str, Any]:

@@ -28,7 +28,10 @@ LSTM decoder has no ``decoder.heads``), exactly like the size profiles. Every co
 resolved and validated before anything runs. A configuration that already has a finished run in the
 runs folder (same config fingerprint, ``status.json`` finished, ``results.json`` present; see
 :func:`rrgbench.runs.find_matching`) is skipped, so an interrupted suite continues where it stopped.
-A failing run is reported and the suite goes on; the result says which failed. Runs share one
+A run left unfinished by an earlier, interrupted suite continues from its last checkpoint
+(:func:`rrgbench.resume.resolve_resume`). A failing run is reported and the suite goes on; the result
+says which failed; an interruption (SIGINT/SIGTERM, :class:`rrgbench.resume.RunInterrupted`) stops the
+suite after the run saved its checkpoint. Runs share one
 process: before each, the peak-memory counters are reset (:func:`rrgbench.efficiency.reset_peak_memory`).
 """
 
@@ -237,6 +240,19 @@ def already_finished(runs: Path, config: RunConfig) -> Path | None:
     return None
 
 
+def unfinished_run(runs: Path, config: RunConfig) -> Path | None:
+    """An interrupted run of exactly this configuration that can continue from its checkpoint, if any."""
+    from rrgbench.resume import resolve_resume
+
+    try:
+        run = resolve_resume(runs, config, "auto")
+    except RRGBenchError:  # e.g. no checkpoint yet: start afresh
+        return None
+    if run is None or run.status().get("status") == "finished":
+        return None
+    return run.path
+
+
 @contextmanager
 def _environment(suite: Suite) -> Iterator[None]:
     """Torch threads and the efficiency settings of the suite, restored afterwards."""
@@ -266,6 +282,7 @@ def run_suite(suite: Suite, registry: Registry, runs: Path, *, leaderboard: Path
               data_dir: str | None = None) -> SuiteResult:
     """Run every planned configuration not finished yet, then build (and check) the leaderboards."""
     from rrgbench.efficiency import reset_peak_memory
+    from rrgbench.resume import RunInterrupted
     from rrgbench.scoring import ScoringContext
     from rrgbench.train import RunRequest, run_training
 
@@ -278,14 +295,16 @@ def run_suite(suite: Suite, registry: Registry, runs: Path, *, leaderboard: Path
                 log(f"[{n}/{len(planned)}] skip {item.label}: finished in {done}")
                 result.skipped.append(item.label)
                 continue
-            log(f"[{n}/{len(planned)}] run {item.label}")
+            resume = unfinished_run(runs, item.config)
+            log(f"[{n}/{len(planned)}] {'resume' if resume else 'run'} {item.label}")
             reset_peak_memory()
             request = RunRequest(data_dir=data_dir, out=Path(runs), device=suite.device, progress=progress, log=log,
-                                 scoring=ScoringContext(labeler=suite.labeler, skip=frozenset(suite.skip)))
+                                 scoring=ScoringContext(labeler=suite.labeler, skip=frozenset(suite.skip)),
+                                 resume=str(resume) if resume else None)
             began = time.perf_counter()
             try:
                 run_training(registry, item.config, request)
-            except (KeyboardInterrupt, SystemExit):
+            except (KeyboardInterrupt, SystemExit, RunInterrupted):
                 raise
             except Exception as exc:  # one failing model must not stop the suite
                 message = f"{type(exc).__name__}: {exc}"[:500]

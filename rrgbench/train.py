@@ -227,11 +227,11 @@ class Trainer:
         self.log = distributed.silence(self.dist, request.log)
         self.progress = request.progress and self.dist.is_main
         configure_determinism(self.device)
-        seed_everything(config.seed)
         self.source = distributed.main_first(lambda: load_source(registry, config, request.data_dir))
         data = config.sections["data"]
         train_reports = [s.report for s in self.source.splits["train"]]
         self.tokenizer = Tokenizer.build(train_reports, data["threshold"], self.source.cleaning_style)
+        seed_everything(config.seed)  # after the data: a dataset plugin drawing from global RNGs cannot shift it
         self.model = build_model(registry, config, build_context(config, self.tokenizer, self.source)).to(self.device)
         self.optimizer = make_optimizer(self.model, config.sections["train"])
         tr = config.sections["train"]
@@ -743,8 +743,12 @@ def evaluate_checkpoint(registry: Registry, checkpoint: Path | str, request: Run
     """Decode and score a dataset's test split with a saved checkpoint; write a run record in ``request.out``.
 
     Nothing else happens before the checkpoint is verified and loaded (weights-only): a pickle that
-    carries code is refused. The record has the training records' schema plus ``evaluated_from``.
+    carries code is refused. The record has the training records' schema plus ``evaluated_from`` (the
+    checkpoint's path); ``protocol.evaluation`` adds its SHA-256, name, step and training dataset.
+    Evaluation runs in one process (the test split of a benchmark decodes in minutes).
     """
+    if distributed.env_info().enabled:
+        raise ConfigError("rrgbench evaluate runs in a single process; start it without torchrun")
     device = resolve_device(request.device)
     configure_determinism(device)
     trained = load_trained(registry, checkpoint, device)
@@ -764,14 +768,16 @@ def evaluate_checkpoint(registry: Registry, checkpoint: Path | str, request: Run
         rows = decode_loader(trained.model, loader, config, trained.tokenizer, device, request.progress)
         seconds = time.perf_counter() - start
         scores = score_predictions(run, registry, rows, source.cleaning_style, request.scoring)
-        origin = {"path": str(trained.path.resolve()), "sha256": trained.meta.get("sha256"),
-                  "checkpoint": trained.meta.get("name"), "trained_on": trained.config.dataset}
+        origin = str(trained.path.resolve())
+        evaluation = {"checkpoint": origin, "sha256": trained.meta.get("sha256"), "name": trained.meta.get("name"),
+                      "trained_on": trained.config.dataset, "step": trained.meta.get("step")}
         record = results_record(
             run, config, scores.records,
             validation={"metric": config.sections["train"]["select_metric"],
                         "best_epoch": trained.meta.get("best_epoch", -1), "best_value": trained.meta.get("best_value")},
             protocol=protocol_record(config, source, trained.tokenizer, request.scoring,
-                                     dict(trained.meta.get("init_report") or {}), scores.protocol),
+                                     dict(trained.meta.get("init_report") or {}),
+                                     {"evaluation": evaluation, **scores.protocol}),
             efficiency={"parameters": {"total": _count(trained.model),
                                        **{k: _count(getattr(trained.model, k))
                                           for k in ("encoder", "memory", "alignment", "decoder")}},
@@ -781,7 +787,7 @@ def evaluate_checkpoint(registry: Registry, checkpoint: Path | str, request: Run
             evaluated_from=origin,
         )
         write_json(run.path / "results.json", record)
-        run.set_status("finished", evaluated_from=origin["path"])
+        run.set_status("finished", evaluated_from=origin)
         request.log(_summary_line(record))
     except BaseException as exc:
         run.set_status("failed", error=f"{type(exc).__name__}: {exc}"[:500])

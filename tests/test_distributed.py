@@ -54,16 +54,41 @@ def test_merge_drops_padding_duplicates_and_restores_order():
     assert merge_shards(rows) == [f"study-{i}" for i in range(n)]
 
 
+DRIVER = """
+import os, sys, torch
+dump, stop = sys.argv[1], sys.argv[2] == "stop"
+original = torch.optim.Adam.step
+def step(self, *args, **kwargs):
+    if int(os.environ.get("RANK", "0")) == 0 and not os.path.exists(dump):
+        grads = [p.grad for group in self.param_groups for p in group["params"]]
+        torch.save([None if g is None else g.clone() for g in grads], dump)
+        if stop:
+            os._exit(0)
+    return original(self, *args, **kwargs)
+torch.optim.Adam.step = step
+from rrgbench.cli import main
+raise SystemExit(main(sys.argv[3:]))
+"""
+
+
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes_write_one_run_record(tmp_path, tiny):
-    sets = {**tiny, "encoder.backbone": "test_resnet", "dataset.n_test": 11, "data.eval_batch_size": 4,
-            "decode.max_len": 12}
-    args = [arg for key, value in sets.items() if key != "train.epochs" for arg in ("--set", f"{key}={value}")]
+    """One record from two gloo ranks, test rows in study order, and the single-process gradient.
+
+    ``test_convnext`` has parameters the loss never reaches (DDP must still all-reduce the rest) and
+    no BatchNorm; without dropout the first step's gradient must equal one process's.
+    """
+    sets = {**tiny, "encoder.backbone": "test_convnext", "encoder.dropout": 0, "decoder.dropout": 0,
+            "dataset.n_test": 11, "data.eval_batch_size": 4, "decode.max_len": 12}
+    args = ["run", "--model", "transformer", "--dataset", "synthetic", "--epochs", "1", "--device", "cpu",
+            "--skip", "meteor", "--no-progress",
+            *(arg for key, value in sets.items() if key != "train.epochs" for arg in ("--set", f"{key}={value}"))]
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RRGBENCH_EFFICIENCY": "off"}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "rrgbench",
-         "run", "--model", "transformer", "--dataset", "synthetic", "--epochs", "1", "--device", "cpu",
-         "--out", str(tmp_path / "runs"), "--skip", "meteor", "--no-progress", *args],
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(driver),
+         str(tmp_path / "ddp.pt"), "go", *args, "--out", str(tmp_path / "runs")],
         capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     [record_file] = list((tmp_path / "runs").rglob("results.json"))
@@ -79,3 +104,14 @@ def test_torchrun_two_cpu_processes_write_one_run_record(tmp_path, tiny):
     assert [r["event"] for r in log].count("validate") == 1  # one writer
     meta = json.loads((run / "checkpoints" / "last.json").read_text())
     assert meta["world_size"] == 2 and meta["step"] == 2
+
+    single = subprocess.run([sys.executable, str(driver), str(tmp_path / "one.pt"), "stop", *args, "--out",
+                             str(tmp_path / "single")], capture_output=True, text=True, timeout=600, env=env)
+    assert single.returncode == 0, single.stderr[-3000:]
+    import torch
+
+    ddp, one = torch.load(tmp_path / "ddp.pt"), torch.load(tmp_path / "one.pt")
+    assert [g is None for g in ddp] == [g is None for g in one]
+    pairs = [(a, b) for a, b in zip(ddp, one, strict=True) if a is not None]
+    difference = sum(float((a - b).norm()) ** 2 for a, b in pairs) ** 0.5
+    assert difference <= 1e-5 * sum(float(b.norm()) ** 2 for _, b in pairs) ** 0.5

@@ -67,6 +67,12 @@ def test_settings_from_env_text():
         EfficiencySettings.from_env("repeats=many")
 
 
+def test_a_malformed_setting_never_fails_a_trained_run(monkeypatch):
+    monkeypatch.setenv("RRGBENCH_EFFICIENCY", "repeats=many")
+    settings = EfficiencySettings.from_env_or_defaults()
+    assert settings.repeats == EfficiencySettings().repeats and "needs a number" in settings.note
+
+
 def test_summaries_exclude_the_warmup_step():
     stats = summarize([1.0, 2.0, 3.0, 4.0])
     assert stats["median"] == 2.5 and stats["n"] == 4 and 3.0 < stats["p90"] <= 4.0

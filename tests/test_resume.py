@@ -70,6 +70,8 @@ def test_resume_picks_the_latest_unfinished_run_of_the_same_config(tmp_path):
     old.set_status("finished")
     assert resolve_resume(tmp_path, _config(), "auto").path == newer.path  # finished: reported, not retrained
     assert resolve_resume(tmp_path, _config(seed=2), "auto") is None  # nothing: a new run starts
+    create_run(tmp_path, _config(seed=2)).set_status("finished", evaluated_from="/x/best.pt")
+    assert resolve_resume(tmp_path, _config(seed=2), "auto") is None  # an evaluation record is no training run
 
 
 def test_a_run_whose_process_is_alive_is_not_resumed(tmp_path):

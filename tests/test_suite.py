@@ -17,7 +17,7 @@ ALL_MODELS = {"transformer", "r2gen", "r2gencmn", "show-tell", "nearest-neighbor
 
 
 def test_parse_errors_name_the_entry():
-    with pytest.raises(ConfigError, match="unknown key 'seed'.*did you mean 'seeds'"):
+    with pytest.raises(ConfigError, match=r"unknown key 'seed'.*did you mean 'seeds'"):
         parse_suite({"models": ["transformer"], "seed": [0]})
     with pytest.raises(ConfigError, match="'models' must list"):
         parse_suite({"models": []})
@@ -50,7 +50,7 @@ def test_suite_overrides_are_soft_model_overrides_strict():
     assert "heads" not in configs["show-tell"].sections["decoder"]  # the LSTM has no heads: skipped
     assert configs["transformer"].sections["decoder"]["heads"] == 2
     strict = parse_suite({"models": [{"model": "show-tell", "overrides": {"decoder.heads": 2}}]})
-    with pytest.raises(ConfigError, match="show-tell on synthetic.*decoder.heads"):
+    with pytest.raises(ConfigError, match=r"show-tell on synthetic.*decoder.heads"):
         plan(strict, registry())
 
 
@@ -92,3 +92,22 @@ def test_suite_cli_dry_run(capsys):
     assert main(["suite", str(SUITES / "ci-tiny.yaml"), "--dry-run", "--only", "mcsam*"]) == 0
     out = capsys.readouterr().out
     assert "suite 'ci-tiny': 6 runs" in out and "transformer" not in out
+
+
+def test_an_interruption_stops_the_suite(tmp_path, monkeypatch):
+    import signal
+
+    import rrgbench.train
+    from rrgbench.resume import RunInterrupted
+
+    calls: list[str] = []
+
+    def interrupted(reg, config, request):
+        calls.append(config.model)
+        raise RunInterrupted("run interrupted by SIGTERM", signal.SIGTERM)
+
+    monkeypatch.setattr(rrgbench.train, "run_training", interrupted)
+    suite = parse_suite({"models": ["transformer", "r2gen"]})
+    with pytest.raises(RunInterrupted):
+        run_suite(suite, registry(), tmp_path, log=lambda _: None)
+    assert calls == ["transformer"]

@@ -30,9 +30,12 @@ from rrgbench.errors import ConfigError
 from rrgbench_mcsam.schemas import SAMOptions
 
 
-def knowledge(output: MemoryOutput) -> torch.Tensor:
-    """What a modality brings to the alignment: its retrieved memory, else its consolidated features."""
-    return output.retrieved if output.retrieved is not None else output.consolidated
+def knowledge(output: MemoryOutput, source: str = "retrieved") -> torch.Tensor:
+    """What a modality brings to the alignment: its retrieved memory (when asked and present), else its
+    consolidated features."""
+    if source == "retrieved" and output.retrieved is not None:
+        return output.retrieved
+    return output.consolidated
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -43,8 +46,19 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
 
-def projection_head(d_in: int, hidden: int, d_out: int) -> nn.Module:
-    return nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, d_out))
+class BatchStandardize(nn.BatchNorm1d):
+    """Batch norm that uses its running statistics for a single-sample training batch (no batch to norm)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] == 1:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return super().forward(x)
+
+
+def projection_head(d_in: int, hidden: int, d_out: int, norm: str = "none") -> nn.Module:
+    """2-layer MLP ``d_in -> hidden -> d_out``, optionally batch-normalised after the first layer."""
+    middle = [BatchStandardize(hidden)] if norm == "batch" else []
+    return nn.Sequential(nn.Linear(d_in, hidden), *middle, nn.GELU(), nn.Linear(hidden, d_out))
 
 
 def symmetric_info_nce(visual: torch.Tensor, text: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
@@ -63,9 +77,9 @@ class SemanticAlignment(Alignment):
             raise ConfigError(f"alignment.temperature ({options.temperature}) must lie within "
                               f"[{options.min_temperature}, {options.max_temperature}]")
         d, hidden = context.d_model, options.hidden or context.d_model
-        self.tokens, self.d_model = options.semantic_tokens, d
-        self.visual_head = projection_head(d, hidden, options.proj_dim)
-        self.text_head = projection_head(d, hidden, options.proj_dim)
+        self.tokens, self.d_model, self.source = options.semantic_tokens, d, options.source
+        self.visual_head = projection_head(d, hidden, options.proj_dim, options.head_norm)
+        self.text_head = projection_head(d, hidden, options.proj_dim, options.head_norm)
         self.to_semantic = nn.Linear(options.proj_dim, options.semantic_tokens * d)
         self.log_temperature = nn.Parameter(torch.tensor(math.log(options.temperature)),
                                             requires_grad=options.learn_temperature)
@@ -78,11 +92,11 @@ class SemanticAlignment(Alignment):
 
     def embed_visual(self, visual: MemoryOutput) -> torch.Tensor:
         """L2-normalised visual embedding [B, proj_dim] in the shared space."""
-        return F.normalize(self.visual_head(knowledge(visual).mean(dim=1)), dim=-1)
+        return F.normalize(self.visual_head(knowledge(visual, self.source).mean(dim=1)), dim=-1)
 
     def embed_text(self, text: MemoryOutput) -> torch.Tensor:
         """L2-normalised text embedding [B, proj_dim] (padding excluded from the pooling)."""
-        return F.normalize(self.text_head(masked_mean(knowledge(text), text.mask)), dim=-1)
+        return F.normalize(self.text_head(masked_mean(knowledge(text, self.source), text.mask)), dim=-1)
 
     def forward(self, visual: MemoryOutput, text: MemoryOutput | None) -> AlignmentOutput:
         v = self.embed_visual(visual)
