@@ -30,7 +30,7 @@ import torch
 from rrgbench.errors import DataError
 from rrgbench.io import atomic_write, write_json
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: resume state (position, log rows, per-rank RNG) in every training checkpoint
 
 
 def sha256(path: Path) -> str:

@@ -178,12 +178,12 @@ class StopSignals:
     """SIGINT/SIGTERM ask the trainer to checkpoint and stop at the next safe point.
 
     A second signal stops at once (KeyboardInterrupt): the previous checkpoint is still intact.
-    Handlers are only installed from the main thread and are restored on exit.
+    Handlers are only installed from the main thread and are restored on exit. The handler only sets
+    a flag (printing from it could re-enter a write the signal interrupted); the trainer reports it.
     """
 
-    def __init__(self, log: Any = None) -> None:
+    def __init__(self) -> None:
         self.requested: int | None = None
-        self._log = log
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopSignals:
@@ -201,9 +201,6 @@ class StopSignals:
         if self.requested is not None:
             raise KeyboardInterrupt
         self.requested = signum
-        if self._log:
-            self._log(f"{signal.Signals(signum).name}: writing a checkpoint at the next step, then stopping "
-                      "(signal again to stop at once)")
 
 
 # -- reproducible augmentation ---------------------------------------------------------------------

@@ -246,7 +246,7 @@ class Trainer:
         self.init_report: dict[str, Any] = {}
         self.log_rows = 0
         self.resumed_from: str | None = None
-        self.stop = StopSignals(self.log)
+        self.stop = StopSignals()
         self._dirty = False  # trained since ``last`` was written
 
     def _local_batch_size(self) -> int:
@@ -410,9 +410,10 @@ class Trainer:
         signum = int(distributed.all_reduce(float(self.stop.requested or 0), op="max"))
         if not signum:
             return
-        if self._dirty:
-            self.save("last")
         where = f"epoch {self.epoch + 1}, batch {self.batch}, step {self.step}"
+        if self._dirty:
+            self.log(f"{signal.Signals(signum).name}: writing a checkpoint at {where}, then stopping")
+            self.save("last")
         target = f" --resume {self.run.path}" if self.run else " --resume"
         raise RunInterrupted(f"run interrupted by {signal.Signals(signum).name} at {where}; the checkpoint is "
                              f"saved, continue with: rrgbench run ...{target}", signum)
@@ -553,6 +554,11 @@ class Trainer:
 
     def restore(self, payload: dict[str, Any], meta: dict[str, Any]) -> None:
         """Load every state a checkpoint holds; the RNG last, after anything that draws from it."""
+        missing = [key for key in ("epoch", "batch", "step", "best_step", "log_rows") if key not in meta]
+        if missing or "optimizer" not in payload or "rng" not in payload:
+            absent = ", ".join(missing) or "optimizer/rng"
+            raise DataError(f"checkpoint {meta.get('name', 'last')} has no resume state ({absent} missing; written by "
+                            "an older rrgbench?): start a new run without --resume")
         if Tokenizer.from_dict(meta["vocab"]) != self.tokenizer:
             raise DataError("the training reports changed since the run started (the vocabulary rebuilt from them "
                             "differs from the checkpoint's); resume with the same data")
