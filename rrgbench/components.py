@@ -8,8 +8,8 @@
                decode(encoded, embeddings, cache) -> logits, cache  (full pass when cache is None,
                incremental when it is given; both must agree exactly)
 
-Every tensor inside a decoder's ``encoded`` state and ``cache`` has the batch on dimension 0 (other values, such as a step counter, are
-carried as they are), so
+Every tensor inside a decoder's ``encoded`` state and ``cache`` has the batch on dimension 0 (other
+values, such as a step counter, are carried as they are), so
 beam search can reorder them generically (:func:`index_batch`). Multi-view studies are the
 encoder's business; models never branch on a dataset name.
 """

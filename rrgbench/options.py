@@ -86,7 +86,8 @@ def coerce(raw: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        if raw is None or (isinstance(raw, str) and raw.lower() in ("none", "null")) and type(None) in args:
+        is_null = raw is None or (isinstance(raw, str) and raw.lower() in ("none", "null"))
+        if is_null and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
         return coerce(raw, inner[0], where)

@@ -315,6 +315,9 @@ class Trainer:
             self.initialize_components()
         self.train_module = distributed.wrap(self.model, self.dist, self.device)
         epochs = self.config.sections["train"]["epochs"]
+        if epochs and not any(p.requires_grad for p in self.model.parameters()):
+            self.log(f"{self.config.model} has no trainable parameter: skipping {epochs} training epoch(s)")
+            epochs = 0
         while self.epoch < epochs:
             self.train_epoch()
             self.validate_and_checkpoint()
@@ -586,9 +589,8 @@ class Trainer:
 
     # -- the end ------------------------------------------------------------------------------
     def finish(self) -> None:
-        if self.config.sections["train"]["epochs"] == 0:
+        if self.best_epoch < 0:  # nothing was trained (epochs 0, or no trainable parameter)
             self.save("best")
-            self.best_epoch = -1
         self.load_best()
         start = time.perf_counter()
         rows = self.decode_split("test")
