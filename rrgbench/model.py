@@ -54,12 +54,17 @@ class ReportGenerator(nn.Module):
             return self.memory(feats.tokens, "visual")
         return MemoryOutput(consolidated=feats.tokens)
 
-    def embed_text(self, ids: torch.Tensor) -> tuple[torch.Tensor, MemoryOutput | None]:
-        """Word embeddings, consolidated by the memory when it applies to text (position-wise)."""
+    def embed_text(self, ids: torch.Tensor) -> tuple[torch.Tensor, MemoryOutput]:
+        """Word embeddings, consolidated by the memory when it applies to text (position-wise).
+
+        The second value is the text branch an alignment module sees during training: the memory's
+        output, or the plain embeddings (with the padding mask) when the memory does not touch text.
+        """
         embeddings = self.decoder.embed(ids)
+        mask = ids != self.context.pad_id
         if "text" not in self.memory.applies_to:
-            return embeddings, None
-        out = self.memory(embeddings, "text", mask=ids != self.context.pad_id)
+            return embeddings, MemoryOutput(consolidated=embeddings, mask=mask)
+        out = self.memory(embeddings, "text", mask=mask)
         return out.consolidated, out
 
     def prepare(self, images: torch.Tensor) -> dict[str, torch.Tensor]:

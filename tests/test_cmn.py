@@ -98,6 +98,18 @@ def test_padded_text_positions_do_not_affect_real_ones(memory):
     assert torch.equal(out.mask, mask)
 
 
+def test_cached_slot_projections_follow_changes_to_the_memory(memory):
+    queries = torch.randn(2, 3, D)
+    with torch.no_grad():
+        first = memory(queries, "text").consolidated
+        assert torch.equal(memory(queries, "text").consolidated, first)
+        memory.load_matrix(memory.matrix.flip(0) * 2)
+        memory.value.bias.add_(1.0)
+        second = memory(queries, "text").consolidated
+    recomputed = memory(queries, "text").consolidated.detach()  # autograd on: nothing cached
+    assert not torch.allclose(first, second) and torch.allclose(second, recomputed, atol=1e-6)
+
+
 def test_random_init_follows_r2gencmn():
     torch.manual_seed(0)
     mem = CrossModalMemory(CMNMemoryOptions(size=2048, topk=32, heads=8), context(512))

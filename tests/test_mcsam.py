@@ -134,6 +134,20 @@ def test_sam_falls_back_to_consolidated_features_without_memory():
     assert sam.log_temperature.grad is not None
 
 
+def test_sam_options_source_and_batch_norm_heads():
+    torch.manual_seed(0)
+    visual = MemoryOutput(consolidated=torch.randn(3, 5, D), retrieved=torch.zeros(3, 5, D))
+    text = MemoryOutput(consolidated=torch.randn(3, 6, D), retrieved=torch.zeros(3, 6, D), mask=IDS != 0)
+    retrieved = SemanticAlignment(SAMOptions(proj_dim=8), CONTEXT)
+    consolidated = SemanticAlignment(SAMOptions(proj_dim=8, source="consolidated"), CONTEXT)
+    consolidated.load_state_dict(retrieved.state_dict())
+    assert math.isclose(retrieved(visual, text).loss.item(), math.log(3), rel_tol=1e-5)  # constant input
+    assert not math.isclose(consolidated(visual, text).loss.item(), math.log(3), rel_tol=1e-3)
+    batch_norm = SemanticAlignment(SAMOptions(proj_dim=8, head_norm="batch"), CONTEXT).train()
+    single = batch_norm(MemoryOutput(consolidated=torch.randn(1, 5, D)), None)  # one study: running stats
+    assert single.semantic.shape == (1, 1, D)
+
+
 # -- the recipes ---------------------------------------------------------------------------------
 def test_full_model_logs_gen_and_align_separately(tiny):
     model = build("mcsam", tiny)
@@ -187,6 +201,10 @@ def test_no_memory_ablation_builds_and_keeps_prompts_and_sam(tiny):
     model = build("mcsam-no-memory", tiny)
     assert model.memory.applies_to == () and isinstance(model.alignment, SemanticAlignment)
     assert model.decoder.n_prompts == 8
+
+
+def test_no_memory_ablation_still_trains_sam(tiny):
+    assert set(build("mcsam-no-memory", tiny)(images(), IDS).terms) == {"gen", "align"}
 
 
 def test_random_memory_ablation_skips_the_ot_init(tiny):

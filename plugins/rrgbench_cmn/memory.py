@@ -19,7 +19,10 @@ note the standard deviation is 1/D, not 1/sqrt(D)). Subclasses (MCSAM's clinical
 through :meth:`CrossModalMemory.reset_matrix` / :meth:`CrossModalMemory.load_matrix`.
 
 The weighted sum is computed as a dense matmul with a scattered (mostly zero) weight matrix, which is
-mathematically the gather of the selected slots and is the fastest form on CPU and GPU alike.
+mathematically the gather of the selected slots and is the fastest form on CPU and GPU alike. When
+autograd is off (decoding), the projected keys and values of all slots are cached and reused until
+``M`` or the key/value projections change (checked through the tensors' version counters), so an
+incremental decoding step does not re-project the whole memory.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class CrossModalMemory(Memory):
         self.value = nn.Linear(d_model, d_model)
         self.out = nn.Linear(d_model, d_model)
         self.drop = nn.Dropout(options.dropout)
+        self._slot_cache: tuple[tuple, tuple[torch.Tensor, torch.Tensor]] | None = None
         self.reset_matrix()
 
     # -- the memory matrix --------------------------------------------------------------------
@@ -83,19 +87,39 @@ class CrossModalMemory(Memory):
         """[..., n, D] -> [..., heads, n, d_head]."""
         return x.unflatten(-1, (self.heads, self.d_head)).transpose(-3, -2)
 
+    def slots(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of every slot per head, [heads, N_m, d_head] each (cached without autograd)."""
+        if torch.is_grad_enabled():
+            self._slot_cache = None
+            return self._project_slots()
+        stamp = self._slot_stamp()
+        if self._slot_cache is None or self._slot_cache[0] != stamp:
+            self._slot_cache = (stamp, self._project_slots())
+        return self._slot_cache[1]
+
+    def _project_slots(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._heads(self.key(self.matrix)), self._heads(self.value(self.matrix))
+
+    def _slot_stamp(self) -> tuple:
+        tensors = (self.matrix, self.key.weight, self.key.bias, self.value.weight, self.value.bias)
+        modes = (torch.is_autocast_enabled(), torch.is_inference_mode_enabled())
+        return (*modes, *((t.device, t.data_ptr(), t._version) for t in tensors))
+
     def similarity(self, queries: torch.Tensor) -> torch.Tensor:
         """Scaled dot products of every query with every slot, per head: [B, heads, L, N_m]."""
-        q = self._heads(self.query(queries))
-        k = self._heads(self.key(self.matrix))
-        return torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.d_head)
+        return self._scores(self._heads(self.query(queries)), self.slots()[0])
+
+    def _scores(self, q: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(q, keys.transpose(-1, -2)) / math.sqrt(self.d_head)
 
     def respond(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Response R(x) [B, L, D], retrieval weights and slot indices [B, heads, L, k]."""
-        scores = self.similarity(queries)
+        keys, values = self.slots()
+        scores = self._scores(self._heads(self.query(queries)), keys)
         kept, indices = scores.topk(self.topk, dim=-1)
         weights = torch.softmax(kept.float(), dim=-1)
         dense = scores.new_zeros(scores.shape).scatter(-1, indices, self.drop(weights).to(scores.dtype))
-        read = torch.matmul(dense, self._heads(self.value(self.matrix)))  # [B, heads, L, d_head]
+        read = torch.matmul(dense, values)  # [B, heads, L, d_head]
         response = self.out(read.transpose(-3, -2).flatten(-2))
         return response, weights, indices
 

@@ -1,13 +1,16 @@
 """MCSAM's semantic alignment module (SAM): the ``sam`` alignment component.
 
-Inputs are the memory outputs of both modalities. What is aligned is the *retrieved* knowledge
-(``MemoryOutput.retrieved``): visual retrieval is mean-pooled over visual tokens, text retrieval over
-real (unpadded) positions only. When the memory returns nothing retrieved (memory ``none``, the
-``mcsam-no-memory`` ablation) SAM falls back to the consolidated features, i.e. the encoder's tokens
-and the word embeddings themselves, so the ablation still aligns the two modalities.
+Inputs are the memory outputs of both modalities. By default (``alignment.source = "retrieved"``,
+the paper's wording) what is aligned is the *retrieved* knowledge (``MemoryOutput.retrieved``);
+``"consolidated"`` aligns ``X + R(X)`` instead, which also carries the features themselves. Visual
+vectors are mean-pooled over visual tokens, text vectors over real (unpadded) positions only. When the
+memory returns nothing retrieved (memory ``none``, the ``mcsam-no-memory`` ablation) SAM falls back to
+the consolidated features, i.e. the encoder's tokens and the word embeddings themselves, so the
+ablation still aligns the two modalities.
 
-Each pooled vector goes through its own 2-layer MLP head (``D -> hidden -> proj_dim``) and is
-L2-normalised; the loss is the symmetric InfoNCE (CLIP) over the batch,
+Each pooled vector goes through its own 2-layer MLP head (``D -> hidden -> proj_dim``; with
+``alignment.head_norm = "batch"`` a batch norm after the first layer, as in SimCLR, which removes
+what all studies of a batch share) and is L2-normalised; the loss is the symmetric InfoNCE (CLIP) over the batch,
 ``(CE(V T^T / tau, I) + CE(T V^T / tau, I)) / 2``, with a learnable temperature ``tau`` initialised
 at 0.07 and clamped to [``min_temperature``, ``max_temperature``]. Identical reports in one batch
 count as negatives of each other, as in the plain InfoNCE.
