@@ -7,22 +7,36 @@ from typing import Any
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 _MEDIANS: dict[str, float] = {}
-_RATIOS: list[tuple[str, str, str]] = []  # (name, numerator benchmark, denominator benchmark)
+_DERIVED: list[tuple[str, str, str, str]] = []  # (name, kind, first benchmark, second benchmark)
 
 
 def record_median(key: str, benchmark: Any) -> None:
-    """Remember a finished benchmark's median (seconds) under ``key`` for the ratio summary."""
+    """Remember a finished benchmark's median (seconds) under ``key`` for the derived figures."""
     stats = getattr(benchmark, "stats", None)
     if stats is not None and getattr(stats, "stats", None) is not None:
         _MEDIANS[key] = stats.stats.median
 
 
 def ratio(name: str, numerator: str, denominator: str) -> None:
-    """Declare a ratio of two recorded medians to report at the end (e.g. a speed-up)."""
-    if (name, numerator, denominator) not in _RATIOS:
-        _RATIOS.append((name, numerator, denominator))
+    """Report ``median(numerator) / median(denominator)`` at the end (e.g. a speed-up)."""
+    if (name, "ratio", numerator, denominator) not in _DERIVED:
+        _DERIVED.append((name, "ratio", numerator, denominator))
+
+
+def added_ms(name: str, subject: str, baseline: str) -> None:
+    """Report ``median(subject) - median(baseline)`` in milliseconds at the end (e.g. retrieval overhead)."""
+    if (name, "added_ms", subject, baseline) not in _DERIVED:
+        _DERIVED.append((name, "added_ms", subject, baseline))
 
 
 def computed_ratios() -> dict[str, float]:
-    return {name: _MEDIANS[num] / _MEDIANS[den] for name, num, den in _RATIOS
-            if num in _MEDIANS and den in _MEDIANS and _MEDIANS[den] > 0}
+    """Every declared figure whose two benchmarks ran."""
+    out = {}
+    for name, kind, first, second in _DERIVED:
+        if first in _MEDIANS and second in _MEDIANS:
+            a, b = _MEDIANS[first], _MEDIANS[second]
+            if kind == "added_ms":
+                out[name] = 1000.0 * (a - b)
+            elif b > 0:
+                out[name] = a / b
+    return out

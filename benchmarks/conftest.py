@@ -2,9 +2,9 @@
 
 Run them with ``tox -e bench`` (or ``python -m pytest benchmarks --benchmark-only``). Each module
 also holds plain tests (output equality of the fast and reference decoders, input sanity) that run
-without ``--benchmark-only``. At the end of a benchmark session the derived ratios (speed-up of the
-cached decoder over recomputation, retrieval time over the no-memory path) are printed and written
-into the saved JSON under ``rrgbench_ratios``.
+without ``--benchmark-only``. At the end of a benchmark session the derived figures (speed-up of the
+cached decoder over recomputation, milliseconds retrieval adds to the no-memory path) are printed and
+written into the saved JSON under ``rrgbench_ratios``.
 """
 
 from __future__ import annotations
@@ -46,6 +46,6 @@ def pytest_benchmark_update_json(config: Any, benchmarks: Any, output_json: dict
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     ratios = computed_ratios()
     if ratios:
-        terminalreporter.section("rrgbench derived ratios (median / median)")
+        terminalreporter.section("rrgbench derived figures (from benchmark medians)")
         for name, value in ratios.items():
             terminalreporter.write_line(f"{name}: {value:.2f}")

@@ -41,6 +41,7 @@ if [[ $SMOKE == 1 ]]; then
   RUNS=${RUNS:-$TMP/runs} OUT=${OUT:-$TMP/report}
   export RRGBENCH_CACHE=${RRGBENCH_CACHE:-$TMP/cache}
   export RRGBENCH_EFFICIENCY=${RRGBENCH_EFFICIENCY:-warmup=1,repeats=2,batch_repeats=1,profile_repeats=1}
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # toy models: one thread is faster on a shared machine
   # shrink everything (the recipe's own architecture is kept, only smaller)
   COMMON=(--set dataset.image_size=64 --set data.image_size=64 --set data.train_resize=72 --set model.d_model=32
           --set encoder.backbone=resnet18 --set decoder.layers=1 --set decoder.encoder_layers=1 --set decoder.heads=2

@@ -14,8 +14,10 @@ mode, under the same autocast as decoding; CUDA is synchronised around every tim
     timed calls cycling over the first test studies; median, p90 and the mean number of generated
     tokens (latency depends on how long the reports are). ``throughput``: studies per second when
     generating a whole test batch at the evaluation batch size (no extra warm-up: the test-set decode
-    that precedes it warmed those shapes up); ``batch_repeats`` timed calls, fewer when one takes
-    longer than the ``budget_seconds`` share. ``test_set``: wall time of the real test-set decode.
+    that precedes it warmed those shapes up); ``batch_repeats`` timed calls, fewer once the
+    ``budget_seconds`` are spent.
+``test_set_decode``
+    wall time of the real test-set decode (data loading included).
 ``peak_memory``
     on CUDA ``torch.cuda.max_memory_allocated`` (and reserved); everywhere the process's peak
     resident set size (Linux ``VmHWM``, else ``resource.getrusage``). ``run`` is the peak up to the
@@ -27,22 +29,25 @@ mode, under the same autocast as decoding; CUDA is synchronised around every tim
     per-component wall time from forward pre/post hooks on the encoder, memory and alignment modules
     and timers around the decoder's methods (``embed``, ``encode``, ``init_cache``, ``decode``), plus
     any module *inside* the decoder whose class name contains ``Memory`` (R2Gen's relational memory),
-    reported nested under the decoder. Profiled over a teacher-forced forward pass on a test batch
-    and over generation at batch 1. ``retrieval.share_of_forward`` / ``share_of_generate`` is the
-    memory modules' time over the total. ``retrieval.vs_no_memory`` compares the same inputs with and
-    without memory on two length-independent workloads: the teacher-forced forward on a test batch and
-    a fixed-length incremental decode (``decode.max_len`` steps with ``beam_size`` rows, no early stop).
-    The counterpart is (decision) the recipe named by the model registration's
-    ``baseline_without_memory`` extra when it declares one (``method: "recipe"``, built with the same
-    dataset, profile and applicable overrides; random weights, which do not change the cost of a
-    fixed-length workload), otherwise the same trained model with its memory temporarily replaced by
-    the identity (``method: "identity"``). A model without a memory component records
-    ``vs_no_memory`` as unavailable with the reason.
+    reported nested under the decoder. Profiled over a teacher-forced forward pass on test studies
+    at the training batch size (``data.batch_size``) and over generation at batch 1.
+    ``retrieval.share_of_forward`` / ``share_of_generate`` is the memory modules' time over the
+    total (unavailable, with the reason, for a model without memory). ``retrieval.vs_no_memory``
+    compares the same inputs with and without memory on two length-independent workloads: that
+    teacher-forced forward pass and a fixed-length incremental decode (``decode.max_len`` steps with
+    ``beam_size`` rows, no early stop), timed in turns (with, without, with, ...) so that a drifting
+    machine load affects both alike. The counterpart is (decision) the recipe named by the model
+    registration's ``baseline_without_memory`` extra when it declares one (``method: "recipe"``,
+    built with the same dataset, profile and applicable overrides; random weights, which do not
+    change the cost of a fixed-length workload), otherwise the same trained model with its memory
+    temporarily replaced by the identity (``method: "identity"``). A model without a memory
+    component records ``vs_no_memory`` as unavailable with the reason.
 
 Every measurement is guarded: if one fails, its entry holds ``{"error": ...}`` and the run still
-finishes. Settings come from :class:`EfficiencySettings` (defaults: 2 warm-up + 5 timed at batch 1,
-3 timed batches); ``RRGBENCH_EFFICIENCY="repeats=3,batch_repeats=1"`` changes them, ``off`` skips the
-inference measurements. The settings used are recorded.
+finishes. Settings come from :class:`EfficiencySettings` (defaults: 2 warm-up + 5 timed calls at
+batch 1, 2 timed batches, 1 warm-up + 2 profiled repeats). ``RRGBENCH_EFFICIENCY`` changes them
+(``"repeats=3,batch_repeats=1"``; ``off`` skips the inference measurements); the settings used are
+recorded.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -77,8 +83,8 @@ class EfficiencySettings:
     enabled: bool = True
     warmup: int = 2  # untimed generate calls at batch 1
     repeats: int = 5  # timed generate calls at batch 1
-    batch_repeats: int = 3  # timed generate calls on a whole test batch
-    profile_repeats: int = 3  # profiled (hooked) repeats of each workload
+    batch_repeats: int = 2  # timed generate calls on a whole test batch
+    profile_repeats: int = 2  # profiled (hooked) repeats of each workload (and of the no-memory comparison)
     budget_seconds: float = 120.0  # soft cap on the time spent on inference measurements
     note: str = ""  # why the defaults are used (an unreadable RRGBENCH_EFFICIENCY), if so
 
@@ -457,31 +463,48 @@ def vs_no_memory(inputs: EfficiencyInputs, batch: Any) -> dict[str, Any]:
     dec = config.sections["decode"]
     steps = dec["max_len"] or config.sections["data"]["max_len"]
     rows = 1 if dec["method"] == "greedy" else dec["beam_size"]
-    repeats = max(inputs.settings.profile_repeats, 1)
 
-    def measure(subject: nn.Module) -> dict[str, float | None]:
-        forward = forward_fn(subject, batch.images, batch.target_ids, inputs.autocast)
-        fixed = fixed_length_fn(subject, batch.images, steps, rows, inputs.bos_id, inputs.autocast)
-        f_seconds, _ = repeat_timed(forward, device, 1, repeats)
-        d_seconds, _ = repeat_timed(fixed, device, 1, repeats)
-        return {"forward": float(np.median(f_seconds)), "decode": float(np.median(d_seconds))}
+    def workloads(subject: nn.Module) -> tuple[Callable[[], Any], Callable[[], Any]]:
+        return (forward_fn(subject, batch.images, batch.target_ids, inputs.autocast),
+                fixed_length_fn(subject, batch.images, steps, rows, inputs.bos_id, inputs.autocast))
 
-    with_memory = measure(model)
+    forward, decode = workloads(model)
     if counterpart:
         method, reference = "recipe", counterpart
-        without = measure(counterpart_model(inputs, counterpart))
+        forward_without, decode_without = workloads(counterpart_model(inputs, counterpart))
     else:
         method, reference = "identity", "the same model with its memory replaced by the identity"
-        with memory_replaced_by_identity(model):
-            without = measure(model)
+        forward_without, decode_without = (_without_memory(model, fn) for fn in workloads(model))
+    seconds = interleaved({"forward": forward, "forward_without": forward_without, "decode": decode,
+                           "decode_without": decode_without}, device, max(inputs.settings.profile_repeats, 1))
     return {
         "method": method, "reference": reference, "batch_size": int(batch.images.shape[0]),
-        "decode_steps": steps, "decode_rows": rows,
-        "forward_seconds": with_memory["forward"], "forward_seconds_without": without["forward"],
-        "forward_overhead": _overhead(with_memory["forward"], without["forward"]),
-        "decode_seconds": with_memory["decode"], "decode_seconds_without": without["decode"],
-        "decode_overhead": _overhead(with_memory["decode"], without["decode"]),
+        "decode_steps": steps, "decode_rows": rows, "repeats": max(inputs.settings.profile_repeats, 1),
+        "forward_seconds": seconds["forward"], "forward_seconds_without": seconds["forward_without"],
+        "forward_overhead": _overhead(seconds["forward"], seconds["forward_without"]),
+        "decode_seconds": seconds["decode"], "decode_seconds_without": seconds["decode_without"],
+        "decode_overhead": _overhead(seconds["decode"], seconds["decode_without"]),
     }
+
+
+def _without_memory(model: nn.Module, fn: Callable[[], Any]) -> Callable[[], Any]:
+    def run() -> Any:
+        with memory_replaced_by_identity(model):
+            return fn()
+
+    return run
+
+
+def interleaved(workloads: dict[str, Callable[[], Any]], device: torch.device, repeats: int) -> dict[str, float]:
+    """Median seconds of each workload after one warm-up each, timed in turns (with, without, with, ...)
+    so that a machine that slows down or speeds up meanwhile affects all of them alike."""
+    for fn in workloads.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in workloads}
+    for _ in range(repeats):
+        for name, fn in workloads.items():
+            times[name].append(timed(fn, device)[0])
+    return {name: float(np.median(values)) for name, values in times.items()}
 
 
 def _overhead(with_memory: float | None, without: float | None) -> float | None:
@@ -489,6 +512,12 @@ def _overhead(with_memory: float | None, without: float | None) -> float | None:
     if not with_memory or not without:
         return None
     return with_memory / without - 1.0
+
+
+def training_sized(batch: Any, config: Any) -> Any:
+    """The first ``data.batch_size`` studies of a test batch: the forward pass is profiled at training shape."""
+    n = config.sections["data"]["batch_size"]
+    return SimpleNamespace(images=batch.images[:n], target_ids=batch.target_ids[:n])
 
 
 def retrieval_figures(inputs: EfficiencyInputs, batch: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -562,7 +591,7 @@ def measure_efficiency(inputs: EfficiencyInputs) -> dict[str, Any]:
             "throughput": _guard(lambda: throughput(inputs, batch, deadline)),
         }
         record["peak_memory"]["inference"] = peak_memory(device)
-        record["components"], record["retrieval"] = retrieval_figures(inputs, batch)
+        record["components"], record["retrieval"] = retrieval_figures(inputs, training_sized(batch, inputs.config))
     finally:
         model.train(was_training)
     record["measurement_seconds"] = time.perf_counter() - start

@@ -33,6 +33,16 @@ from rrgbench.errors import ConfigError
 from rrgbench.model import build_model
 from rrgbench.plugins import registry
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models on a shared 2-core machine: one intra-op thread avoids waiting for time slices."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 CONTEXT = BuildContext(d_model=32, vocab_size=30, pad_id=0, bos_id=1, eos_id=2, max_len=12, n_views=1, image_size=64)
 CPU = torch.device("cpu")
 FAST = EfficiencySettings(warmup=0, repeats=1, batch_repeats=1, profile_repeats=1)
