@@ -95,7 +95,7 @@ def test_show_tell_recipe(registry: Registry) -> None:
     assert (s["decoder"]["hidden"], s["decoder"]["layers"], s["decoder"]["dropout"]) == (512, 1, 0.5)
     assert s["encoder"]["backbone"] == "resnet101"
     small = resolve_config(registry, "show-tell", "synthetic").sections
-    assert small["decoder"]["hidden"] == 256 and small["encoder"]["backbone"] == "resnet18"
+    assert small["decoder"]["hidden"] == 256 and small["encoder"]["backbone"] == "regnetx_002"
 
 
 # -- nearest neighbour -----------------------------------------------------------------------------

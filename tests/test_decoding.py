@@ -74,3 +74,12 @@ def test_beam_search_scores_at_least_greedy(tiny):
         g = greedy(model, encoded, 12, 1, 2)[0]
         b = beam_search(model, encoded, 4, 12, 1, 2)[0]
         assert logprob(encoded, b) >= logprob(encoded, g) - 1e-4
+
+
+def test_transformer_word_embeddings_enter_at_unit_scale(tiny):
+    """Xavier init (as R2Gen): a scaled word embedding is O(1), not sqrt(D) times what the cross-attention
+    adds (with nn.Embedding's N(0, 1) init the decoder ignored the image and collapsed to one report)."""
+    model = tiny_model(tiny)
+    ids = torch.arange(3, CONTEXT.vocab_size)[None]
+    scale = float(model.decoder.embed(ids).std())
+    assert 0.2 < scale < 2.0

@@ -222,3 +222,18 @@ def test_listing_shows_every_recipe(capsys):
     for name in (*RECIPES, "r2gencmn"):
         assert f"  {name} " in listed
     assert len(RECIPES) == 6
+
+
+def test_batch_norm_heads_separate_nearly_identical_studies():
+    """A random encoder gives every chest image nearly the same pooled features: without batch norm in
+    the heads InfoNCE sits at ln B with no gradient (what stalled MCSAM), with it the studies separate."""
+    torch.manual_seed(0)
+    base_v, base_t = torch.randn(1, 5, D), torch.randn(1, 6, D)
+    visual = MemoryOutput(consolidated=base_v + 1e-4 * torch.randn(4, 5, D))
+    text = MemoryOutput(consolidated=base_t + 1e-4 * torch.randn(4, 6, D), mask=torch.ones(4, 6, dtype=torch.bool))
+    plain = SemanticAlignment(SAMOptions(proj_dim=8, head_norm="none", source="consolidated"), CONTEXT).train()
+    normed = SemanticAlignment(SAMOptions(proj_dim=8, source="consolidated"), CONTEXT).train()
+    assert SAMOptions().head_norm == "batch"
+    plain_gap = abs(plain(visual, text).loss.item() - math.log(4))
+    normed_gap = abs(normed(visual, text).loss.item() - math.log(4))
+    assert plain_gap < 1e-4 and normed_gap > 100 * plain_gap

@@ -197,5 +197,5 @@ def test_recipe_paper_settings(registry: Registry) -> None:
 
 def test_recipe_small_profile(registry: Registry) -> None:
     s = resolve_config(registry, "r2gen", "synthetic").sections
-    assert s["model"]["d_model"] == 128 and s["encoder"]["backbone"] == "resnet18"
+    assert s["model"]["d_model"] == 128 and s["encoder"]["backbone"] == "regnetx_002"
     assert s["decoder"]["heads"] == s["decoder"]["rm_heads"] == 4

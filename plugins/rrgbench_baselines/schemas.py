@@ -34,7 +34,7 @@ SHOW_TELL_SETTINGS: dict[str, Any] = {
     "train.gamma": 0.1,
 }
 
-# On top of the global ``small`` profile (d_model 128, resnet18, 128 px).
+# On top of the global ``small`` profile (d_model 128, regnetx_002, 64 px).
 SHOW_TELL_SMALL: dict[str, Any] = {
     "decoder.hidden": 256,
     "decoder.dropout": 0.3,

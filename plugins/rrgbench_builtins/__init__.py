@@ -62,7 +62,8 @@ def rrgbench_register_models(register):
 def rrgbench_register_datasets(register):
     register("synthetic", "rrgbench_builtins.datasets:synthetic", options=SyntheticOptions, profile="small",
              description="generated chest-X-ray-like images with findings matching their reports (offline)",
-             defaults={"data.max_len": 60, "data.threshold": 3, "data.flip": False})
+             defaults={"data.max_len": 60, "data.threshold": 3, "data.flip": False,
+                       "train.select_metric": "ce_f1_micro"})
     register("iu-xray", "rrgbench_builtins.datasets:iu_xray", options=AnnotationDatasetOptions, profile="paper",
              description="IU X-Ray (Open-i), R2Gen annotation.json + images, frontal+lateral",
              defaults={"data.max_len": 60, "data.threshold": 3})

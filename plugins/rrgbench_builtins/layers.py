@@ -71,6 +71,19 @@ class EncoderLayer(nn.Module):
         return x + self.drop(self.ff(self.norm2(x)))
 
 
+def xavier_init(module: nn.Module) -> None:
+    """Xavier-uniform init of every matrix of ``module`` (R2Gen's and the annotated Transformer's init).
+
+    Besides the projections this rescales the word embedding from ``nn.Embedding``'s N(0, 1) to about
+    1/sqrt(D) per entry, so that after the usual ``* sqrt(D)`` a token enters the residual stream at unit
+    scale instead of sqrt(D) times larger than what the cross-attention adds: with N(0, 1) embeddings the
+    decoder barely hears the image and collapses to the language prior.
+    """
+    for parameter in module.parameters():
+        if parameter.dim() > 1:
+            nn.init.xavier_uniform_(parameter)
+
+
 def sinusoid_positions(positions: torch.Tensor, d_model: int) -> torch.Tensor:
     """Sinusoidal position encodings for integer ``positions`` ([T]) -> [T, d_model]."""
     half = torch.arange(0, d_model, 2, device=positions.device, dtype=torch.float32)

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from rrgbench.components import BuildContext, Decoder
-from rrgbench_builtins.layers import EncoderLayer, FeedForward, MultiHeadAttention, causal_mask, sinusoid_positions
+from rrgbench_builtins.layers import (EncoderLayer, FeedForward, MultiHeadAttention, causal_mask, sinusoid_positions,
+                                      xavier_init)
 from rrgbench_builtins.schemas import TransformerDecoderOptions
 
 
@@ -62,6 +63,7 @@ class TransformerDecoder(Decoder):
         self.norm = nn.LayerNorm(d)
         self.proj = nn.Linear(d, context.vocab_size)
         self.input_drop = nn.Dropout(options.dropout)
+        xavier_init(self)
         self.prompts = nn.Parameter(torch.randn(options.n_prompts, d) * 0.02) if options.n_prompts else None
 
     @property

@@ -24,9 +24,19 @@ BASE_OVERRIDES: dict[str, Any] = {
     "decoder.semantic_mode": "add",
 }
 
-SMALL_PROFILE: dict[str, Any] = {**R2GENCMN_SMALL, "decoder.n_prompts": 8}
+SMALL_PROFILE: dict[str, Any] = {
+    **R2GENCMN_SMALL,
+    "decoder.n_prompts": 8,
+    "alignment.source": "consolidated",
+    "decoder.semantic_mode": "attend",
+}
 """Synthetic ``small`` profile: 256 slots, top-16, 8 prompts (soft keys: skipped where absent; the
-prompt count only where the recipe has prompts)."""
+prompt count only where the recipe has prompts). Two measured deviations for a randomly initialised
+encoder trained for minutes on CPU: SAM aligns the consolidated features ``X + R(X)`` (a direct path
+from the encoder to the contrastive loss; through the retrieved memory alone the alignment loss fell
+more slowly and generated reports stated fewer findings), and the semantic embedding is attended as
+extra cross-attention context (validation finding F1 0.47 after 700 steps, 0.35 when added to the
+word embeddings)."""
 
 DEVIATION = "ResNet-50 random init offline (paper: MedCLIP; set encoder.weights=PATH)"
 

@@ -39,8 +39,8 @@ class ClinicalMemoryOptions:
 class SAMOptions:
     source: str = option("retrieved", "what is aligned: the retrieved memory, or the consolidated features X + R(X)",
                          choices=("retrieved", "consolidated"))
-    head_norm: str = option("none", "normalisation inside the projection heads: none, or batch norm after the "
-                                    "first layer (SimCLR-style)", choices=("none", "batch"))
+    head_norm: str = option("batch", "normalisation inside the projection heads: batch norm after the first layer "
+                                     "(SimCLR-style; default), or none", choices=("none", "batch"))
     proj_dim: int = option(256, "width of the shared contrastive space", min=1)
     hidden: int = option(0, "hidden width of the 2-layer projection heads (0: model.d_model)", min=0)
     temperature: float = option(0.07, "initial InfoNCE temperature", min=1e-4)

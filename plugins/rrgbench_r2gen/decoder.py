@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from rrgbench_builtins.layers import causal_mask
+from rrgbench_builtins.layers import causal_mask, xavier_init
 from rrgbench_builtins.schemas import TransformerDecoderOptions
 from rrgbench_builtins.transformer import DecoderLayer, TransformerDecoder
 from torch import nn
@@ -69,6 +69,7 @@ class R2GenDecoder(TransformerDecoder):
         self.layers = nn.ModuleList(
             R2GenDecoderLayer(d, options.heads, options.d_ff, options.dropout, self.rm.state_size)
             for _ in range(options.layers))
+        xavier_init(self.layers)
 
     def init_cache(self, encoded: dict[str, torch.Tensor]) -> dict[str, Any]:
         memory = encoded["memory"]

@@ -46,7 +46,7 @@ R2GEN_TRAINING: dict[str, Any] = {
     "train.gamma": 0.1,
 }
 
-# On top of the global ``small`` profile (d_model 128, resnet18, 2 decoder layers, 4 heads, d_ff 256):
+# On top of the global ``small`` profile (d_model 128, regnetx_002, 2 decoder layers, 4 heads, d_ff 256):
 # the relational memory gets as many heads as the rest of the model. The visual encoder depth stays
 # the same as the ``transformer`` recipe's, so r2gen vs transformer differ only in RM + MCLN.
 R2GEN_SMALL: dict[str, Any] = {
