@@ -19,8 +19,14 @@ import torch
 from torch import nn
 
 from rrgbench.components import BuildContext, Decoder
-from rrgbench_builtins.layers import (EncoderLayer, FeedForward, MultiHeadAttention, causal_mask, sinusoid_positions,
-                                      xavier_init)
+from rrgbench_builtins.layers import (
+    EncoderLayer,
+    FeedForward,
+    MultiHeadAttention,
+    causal_mask,
+    sinusoid_positions,
+    xavier_init,
+)
 from rrgbench_builtins.schemas import TransformerDecoderOptions
 
 
