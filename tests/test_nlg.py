@@ -150,7 +150,11 @@ def test_coco_demo_meteor_details(coco: dict[str, MetricResult]) -> None:
     meteor = coco["meteor"]
     assert len(meteor.per_sample or []) == 1000
     assert meteor.details["segment_mean"] == pytest.approx(np.mean(meteor.per_sample))
-    assert meteor.resample is None  # the CI is on the segment mean
+    everything = np.arange(1000)[None, :]
+    assert meteor.resampled(everything)[0] == pytest.approx(meteor.value)  # the interval surrounds the value
+    halves = np.stack([np.arange(500), np.arange(500, 1000)])
+    shifted = np.asarray(meteor.per_sample)[halves].mean(axis=1) + meteor.value - meteor.details["segment_mean"]
+    assert meteor.resampled(halves) == pytest.approx(shifted)
 
 
 def test_coco_per_sample_scores_are_pycocoevalcaps(coco: dict[str, MetricResult]) -> None:
