@@ -17,7 +17,8 @@ one non-blank reference. An empty prediction scores 0 on every metric.
   down afterwards. ``value`` is the jar's corpus aggregate; ``per_sample`` are its segment scores. The jar's
   aggregate differs from the mean of the segment scores; the bootstrap resamples the segment mean shifted
   by that observed gap, so the CI surrounds the reported value. Without Java, or if the jar fails, METEOR
-  is unavailable (with the reason) and the other metrics still run. A ``MeteorScorer`` keeps one JVM (seconds to start) for several ``score_nlg`` calls.
+  is unavailable (with the reason) and the other metrics still run. A ``MeteorScorer`` keeps one JVM
+  (seconds to start) for several ``score_nlg`` calls.
 - ROUGE-L and CIDEr-D are re-implemented here with the arithmetic of pycocoevalcap's ``Rouge`` (beta 1.2,
   max precision and recall over references) and ``Cider`` (CIDEr-D: n<=4, sigma 6, clipped tf-idf, x10, the
   length penalty counting bigrams as pycocoevalcap does); tests check them against pycocoevalcap.
