@@ -59,7 +59,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -67,6 +66,7 @@ import torch
 from torch import nn
 
 from rrgbench.components import NoMemory, index_batch
+from rrgbench.data.loader import Batch
 from rrgbench.errors import ConfigError
 
 COMPONENTS = ("encoder", "memory", "alignment", "decoder")
@@ -517,7 +517,7 @@ def _overhead(with_memory: float | None, without: float | None) -> float | None:
 def training_sized(batch: Any, config: Any) -> Any:
     """The first ``data.batch_size`` studies of a test batch: the forward pass is profiled at training shape."""
     n = config.sections["data"]["batch_size"]
-    return SimpleNamespace(images=batch.images[:n], target_ids=batch.target_ids[:n])
+    return Batch(batch.ids[:n], batch.images[:n], batch.target_ids[:n], batch.reports[:n])
 
 
 def retrieval_figures(inputs: EfficiencyInputs, batch: Any) -> tuple[dict[str, Any], dict[str, Any]]:
