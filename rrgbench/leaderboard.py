@@ -20,6 +20,10 @@ For every dataset with records below ``RUNS``, ``OUT/<dataset>/`` receives:
     metric bars with error bars; quality against latency with the Pareto front; the memory's share of
     the forward pass against the memory size N_m; the ablation deltas against the base model. A plot
     without data says so instead of being left out, so every report has the same files.
+``records/<model>/<run>/results.json``
+    the run records the report was built from, so ``rrgbench leaderboard --runs OUT/<dataset>/records``
+    rebuilds every file above byte for byte without the runs folder (checkpoints and predictions stay
+    with the runs).
 
 Rows: runs of one model whose configurations differ only in the seed form one row. Runs of the same
 model with different configurations (e.g. a memory-size sweep) get separate rows, labelled with the
@@ -50,6 +54,7 @@ from rrgbench.io import atomic_write, write_text
 METRIC_ORDER = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider")
 PLOT_METRICS = ("bleu_1", "bleu_4", "meteor", "rouge_l", "cider", "ce_f1_micro", "ce_f1_macro", "radgraph_f1")
 PLOTS = ("metrics.png", "quality_vs_latency.png", "retrieval_overhead.png", "ablations.png")
+RECORDS_FOLDER = "records"
 REPORT_FILES = ("leaderboard.md", "leaderboard.csv", "runs.csv", "leaderboard.html", *PLOTS)
 Record = dict[str, Any]
 
@@ -793,7 +798,29 @@ def write_report(dataset: str, records: Sequence[Record], folder: Path, with_plo
         written.append(folder / name)
     write_text(folder / "leaderboard.html", html_page(board, images))
     written.append(folder / "leaderboard.html")
+    write_records(records, folder / RECORDS_FOLDER)
     return written
+
+
+def write_records(records: Sequence[Record], folder: Path) -> None:
+    """Replace ``folder`` with one ``<model>/<run>/results.json`` per record (records are already in memory,
+    so ``folder`` may be the very folder they were read from)."""
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    taken: set[Path] = set()
+    for record in records:
+        base = folder / _safe_name(str(record["model"])) / _safe_name(str(record.get("run_id") or "run"))
+        path, n = base, 1
+        while path in taken:  # two records with one run id (hand-made or copied records)
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
+        taken.add(path)
+        write_text(path / "results.json", json.dumps(record, indent=1) + "\n")
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^\w.-]", "_", text)
 
 
 def records_by_dataset(runs: Path) -> dict[str, list[Record]]:

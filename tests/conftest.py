@@ -32,6 +32,7 @@ TINY = {
     "decoder.d_ff": 64,
     "train.epochs": 1,
     "train.max_steps_per_epoch": 2,
+    "train.validate_from": 1,
     "decode.beam_size": 2,
     "data.max_len": 40,
 }

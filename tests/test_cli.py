@@ -87,3 +87,25 @@ def test_list_models_and_options(capsys):
 def test_plugins_command_lists_builtins(capsys):
     assert main(["plugins"]) == 0
     assert "builtins" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_validate_from_skips_early_epochs_and_always_validates_the_last(tmp_path, tiny, capsys):
+    settings = {**tiny, "train.epochs": 3, "train.max_steps_per_epoch": 1, "train.validate_from": 3}
+    code = main(["run", "--model", "transformer", "--dataset", "synthetic", "--device", "cpu", "--out",
+                 str(tmp_path), "--no-progress", *_sets(settings)])
+    output = capsys.readouterr()
+    assert code == 0, output.err
+    assert "epoch 1: not validated (train.validate_from 3)" in output.out + output.err
+    [log] = list(tmp_path.rglob("train_log.jsonl"))
+    validated = [row["epoch"] for row in map(json.loads, log.read_text().splitlines()) if row["event"] == "validate"]
+    assert validated == [2]
+    record = json.loads((log.parent / "results.json").read_text())
+    assert record["validation"]["best_epoch"] == 2
+
+    past_the_end = {**settings, "train.epochs": 2, "train.validate_from": 9}
+    assert main(["run", "--model", "transformer", "--dataset", "synthetic", "--device", "cpu", "--out",
+                 str(tmp_path / "late"), "--no-progress", *_sets(past_the_end)]) == 0
+    [log] = list((tmp_path / "late").rglob("train_log.jsonl"))
+    assert [row["epoch"] for row in map(json.loads, log.read_text().splitlines())
+            if row["event"] == "validate"] == [1]

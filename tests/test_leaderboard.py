@@ -154,3 +154,16 @@ def test_leaderboard_cli_builds_and_checks(tmp_path, records, capsys):
     assert (out / "synthetic" / "leaderboard.html").is_file()
     assert main(["leaderboard", "--check", "--runs", str(tmp_path / "runs"), "--out", str(out)]) == 1  # no PNGs
     assert "metrics.png is missing" in capsys.readouterr().err
+
+
+def test_the_report_rebuilds_byte_for_byte_from_its_own_records(tmp_path, records):
+    write_records(tmp_path / "runs", records)
+    build_reports(tmp_path / "runs", tmp_path / "out")
+    kept = tmp_path / "out" / "synthetic" / "records"
+    assert len(list(kept.rglob("results.json"))) == len(records)
+    build_reports(kept, tmp_path / "again")
+    build_reports(kept, tmp_path / "out")  # rebuilding in place from the folder being replaced
+    for name in REPORT_FILES:
+        first = (tmp_path / "out" / "synthetic" / name).read_bytes()
+        assert first == (tmp_path / "again" / "synthetic" / name).read_bytes(), name
+    assert len(list(kept.rglob("results.json"))) == len(records)

@@ -178,6 +178,20 @@ def test_concurrent_builds_agree(tmp_path: Path) -> None:
     assert len(list((folders[0] / "images").iterdir())) == 8
 
 
+def test_parallel_build_is_byte_identical_to_a_sequential_one(tmp_path: Path, monkeypatch) -> None:
+    spec = dataclasses.replace(TINY, n_train=7, n_val=3, n_test=3)
+    monkeypatch.setattr(syn, "CHUNK_STUDIES", 2)
+    folders = {}
+    for workers in (1, 2):
+        monkeypatch.setattr(syn, "_build_workers", lambda _spec, n=workers: n)
+        folders[workers] = syn.build(spec, tmp_path / str(workers))
+    for name in ("annotation.json", "findings.json", "spec.json"):
+        assert (folders[1] / name).read_bytes() == (folders[2] / name).read_bytes(), name
+    images = sorted(p.name for p in (folders[1] / "images").iterdir())
+    assert len(images) == 13 and images == sorted(p.name for p in (folders[2] / "images").iterdir())
+    assert all((folders[1] / "images" / n).read_bytes() == (folders[2] / "images" / n).read_bytes() for n in images)
+
+
 def test_save_preview(tmp_path: Path) -> None:
     path = tmp_path / "preview.png"
     syn.save_preview(syn.SyntheticSpec(image_size=32), path, n=4)

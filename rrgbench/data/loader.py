@@ -60,18 +60,28 @@ class StudyDataset(Dataset):
     """Studies of one split as (id, images [V, 3, H, W], target ids, raw report)."""
 
     def __init__(self, studies: Sequence[Study], image_root: Path, tokenizer: Tokenizer, data: dict[str, Any],
-                 train: bool) -> None:
+                 train: bool, decoded: dict[str, Any] | None = None) -> None:
         self.studies, self.image_root, self.tokenizer = list(studies), Path(image_root), tokenizer
         self.max_len = data["max_len"]
         self.transform = image_transform(data, train)
+        self._decoded = decoded
 
     def __len__(self) -> int:
         return len(self.studies)
 
     def __getitem__(self, index: int) -> tuple[str, torch.Tensor, list[int], str]:
         study = self.studies[index]
-        views = [self.transform(load_image(self.image_root / rel)) for rel in study.image_paths]
+        views = [self.transform(self._image(rel)) for rel in study.image_paths]
         return study.id, torch.stack(views), encode_target(self.tokenizer, study.report, self.max_len), study.report
+
+
+    def _image(self, rel: str) -> Any:
+        """The decoded RGB image at ``rel``, kept in ``decoded`` (a cache shared across epochs) when one is given."""
+        if self._decoded is None:
+            return load_image(self.image_root / rel)
+        if rel not in self._decoded:
+            self._decoded[rel] = load_image(self.image_root / rel)
+        return self._decoded[rel]
 
 
 def collate(items: list[tuple[str, torch.Tensor, list[int], str]], pad_id: int) -> Batch:

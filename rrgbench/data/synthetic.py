@@ -1162,17 +1162,54 @@ def default_cache_root() -> Path:
     return Path(base) / "synthetic"
 
 
-def _write_split(
-    spec: SyntheticSpec, split: str, folder: Path, findings: dict[str, dict[str, int]]
-) -> list[dict[str, object]]:
-    entries = []
-    for i in range(spec.size_of(split)):
+PARALLEL_MIN_STUDIES = 400
+"""Builds of at least this many studies are drawn by a pool of worker processes (one per CPU)."""
+
+CHUNK_STUDIES = 100
+
+
+def _write_chunk(spec: SyntheticSpec, split: str, start: int, stop: int, folder: Path) -> list[dict[str, object]]:
+    """Draw and save studies ``start .. stop-1`` of ``split``; their annotation entries with findings."""
+    entries: list[dict[str, object]] = []
+    for i in range(start, stop):
         study = generate_study(spec, split, i)
         rel = f"images/{study.id}.png"
         Image.fromarray(study.image).save(folder / rel, compress_level=1)
-        entries.append({"id": study.id, "report": study.report, "image_path": [rel], "split": split})
-        findings[study.id] = study.findings
+        entries.append({"id": study.id, "report": study.report, "image_path": [rel], "split": split,
+                        "findings": study.findings})
     return entries
+
+
+def _chunks(spec: SyntheticSpec) -> list[tuple[str, int, int]]:
+    return [(split, start, min(start + CHUNK_STUDIES, spec.size_of(split)))
+            for split in SPLIT_CODES for start in range(0, spec.size_of(split), CHUNK_STUDIES)]
+
+
+def _build_workers(spec: SyntheticSpec) -> int:
+    total = sum(spec.size_of(split) for split in SPLIT_CODES)
+    if total < PARALLEL_MIN_STUDIES:
+        return 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cpus, 8))
+
+
+def _draw_all(spec: SyntheticSpec, folder: Path) -> list[dict[str, object]]:
+    """Every study's annotation entry, in split and index order, drawn in parallel when it pays.
+
+    Each study is a pure function of ``(spec, split, index)``, so the result does not depend on the
+    number of workers. Workers are forked (they only run numpy and PIL, never torch), so a user's script
+    is not re-imported; where fork does not exist the build runs in this process.
+    """
+    import multiprocessing
+
+    chunks, workers = _chunks(spec), _build_workers(spec)
+    if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [entry for chunk in chunks for entry in _write_chunk(spec, *chunk, folder)]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = [pool.submit(_write_chunk, spec, *chunk, folder) for chunk in chunks]
+        return [entry for future in futures for entry in future.result()]
 
 
 def _write_json(path: Path, payload: object) -> None:
@@ -1181,8 +1218,9 @@ def _write_json(path: Path, payload: object) -> None:
 
 def _populate(spec: SyntheticSpec, folder: Path) -> None:
     (folder / "images").mkdir(parents=True)
-    findings: dict[str, dict[str, int]] = {}
-    annotation = {split: _write_split(spec, split, folder, findings) for split in SPLIT_CODES}
+    entries = _draw_all(spec, folder)
+    findings = {str(e["id"]): e.pop("findings") for e in entries}
+    annotation = {split: [e for e in entries if e["split"] == split] for split in SPLIT_CODES}
     _write_json(folder / "annotation.json", annotation)
     _write_json(folder / "findings.json", findings)
     meta = {**asdict(spec), "generator_version": GENERATOR_VERSION, "fingerprint": spec.fingerprint(),

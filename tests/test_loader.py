@@ -1,0 +1,36 @@
+"""The study dataset: decoded-image caching (``data.cache_images``) changes nothing but how often files are read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from rrgbench.data import synthetic as syn
+from rrgbench.data.loader import StudyDataset
+from rrgbench.data.studies import Study
+from rrgbench.data.tokenizer import Tokenizer
+
+DATA = {"image_size": 32, "train_resize": 36, "flip": False, "max_len": 40}
+
+
+def _studies(folder: Path) -> list[Study]:
+    entries = json.loads((folder / "annotation.json").read_text())["train"]
+    return [Study(e["id"], e["report"], tuple(e["image_path"]), "train") for e in entries]
+
+
+def test_cached_images_equal_fresh_decodes_and_are_read_once(tmp_path: Path) -> None:
+    folder = syn.build(syn.SyntheticSpec(n_train=3, n_val=0, n_test=0, image_size=48), tmp_path)
+    studies = _studies(folder)
+    tokenizer = Tokenizer.build([s.report for s in studies], 1, "iu-xray")
+    fresh = StudyDataset(studies, folder, tokenizer, DATA, train=False)
+    cache: dict = {}
+    cached = StudyDataset(studies, folder, tokenizer, DATA, train=False, decoded=cache)
+    expected = [fresh[i][1] for i in range(3)]
+    assert all(torch.equal(cached[i][1], expected[i]) for i in range(3))
+    assert sorted(cache) == sorted(s.image_paths[0] for s in studies)
+    for image in (folder / "images").iterdir():
+        image.unlink()  # a second epoch must not touch the files again
+    again = StudyDataset(studies, folder, tokenizer, DATA, train=False, decoded=cache)
+    assert all(torch.equal(again[i][1], expected[i]) for i in range(3))
