@@ -74,7 +74,6 @@ class StudyDataset(Dataset):
         views = [self.transform(self._image(rel)) for rel in study.image_paths]
         return study.id, torch.stack(views), encode_target(self.tokenizer, study.report, self.max_len), study.report
 
-
     def _image(self, rel: str) -> Any:
         """The decoded RGB image at ``rel``, kept in ``decoded`` (a cache shared across epochs) when one is given."""
         if self._decoded is None:
