@@ -23,7 +23,8 @@ For every dataset with records below ``RUNS``, ``OUT/<dataset>/`` receives:
 ``records/<model>/<run>/results.json``
     the run records the report was built from, so ``rrgbench leaderboard --runs OUT/<dataset>/records``
     rebuilds every file above byte for byte without the runs folder (checkpoints and predictions stay
-    with the runs).
+    with the runs). Records are read with the user's home folder written ``~`` (:func:`portable`), so
+    no report names the machine it was built on.
 
 Rows: runs of one model whose configurations differ only in the seed form one row. Runs of the same
 model with different configurations (e.g. a memory-size sweep) get separate rows, labelled with the
@@ -43,6 +44,7 @@ import io
 import json
 import math
 import re
+import shutil
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -149,8 +151,21 @@ def load_records(runs: Path) -> list[Record]:
         except (json.JSONDecodeError, OSError, UnicodeDecodeError):
             continue
         if isinstance(record, dict) and "metrics" in record and "model" in record:
-            records.append(record)
+            records.append(portable(record))
     return records
+
+
+def portable(value: Any, home: str | None = None) -> Any:
+    """``value`` with the user's home folder written ``~`` in every string (paths in reasons, dataset folders),
+    so published reports and kept records name no machine; applying it twice changes nothing."""
+    home = str(Path.home()) if home is None else home
+    if isinstance(value, dict):
+        return {key: portable(item, home) for key, item in value.items()}
+    if isinstance(value, list):
+        return [portable(item, home) for item in value]
+    if isinstance(value, str) and len(home) > 1:
+        return re.sub(re.escape(home) + r"(?!\w)", "~", value)
+    return value
 
 
 def variant_key(record: Record) -> str:
@@ -805,8 +820,6 @@ def write_report(dataset: str, records: Sequence[Record], folder: Path, with_plo
 def write_records(records: Sequence[Record], folder: Path) -> None:
     """Replace ``folder`` with one ``<model>/<run>/results.json`` per record (records are already in memory,
     so ``folder`` may be the very folder they were read from)."""
-    import shutil
-
     shutil.rmtree(folder, ignore_errors=True)
     taken: set[Path] = set()
     for record in records:

@@ -167,3 +167,19 @@ def test_the_report_rebuilds_byte_for_byte_from_its_own_records(tmp_path, record
         first = (tmp_path / "out" / "synthetic" / name).read_bytes()
         assert first == (tmp_path / "again" / "synthetic" / name).read_bytes(), name
     assert len(list(kept.rglob("results.json"))) == len(records)
+
+
+def test_published_reports_and_records_name_no_home_folder(tmp_path, records, monkeypatch):
+    home = tmp_path / "home" / "alice"
+    monkeypatch.setenv("HOME", str(home))
+    records[0]["metrics"]["meteor"]["unavailable"] = f"jar not found at {home}/.cache/meteor.jar"
+    records[0]["protocol"]["synthetic"] = {"folder": f"{home}/.cache/rrgbench/synthetic/abc", "other": f"{home}x"}
+    write_records(tmp_path / "runs", records)
+    build_reports(tmp_path / "runs", tmp_path / "out")
+    folder = tmp_path / "out" / "synthetic"
+    for path in [*(folder / name for name in REPORT_FILES), *(folder / "records").rglob("results.json")]:
+        assert str(home) + "/" not in path.read_bytes().decode("utf-8", "replace"), path.name
+    assert "jar not found at ~/.cache/meteor.jar" in (folder / "leaderboard.md").read_text()
+    [kept] = [json.loads(p.read_text()) for p in (folder / "records").rglob("results.json")
+              if "synthetic" in json.loads(p.read_text())["protocol"]]
+    assert kept["protocol"]["synthetic"] == {"folder": "~/.cache/rrgbench/synthetic/abc", "other": f"{home}x"}
