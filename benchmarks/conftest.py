@@ -27,7 +27,7 @@ from benchutil import computed_ratios
 
 @pytest.fixture(scope="session")
 def registry():
-    from rrgbench.plugins import registry as get_registry
+    from rrgbench.extension.plugins import registry as get_registry
 
     return get_registry()
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from rrgbench.components import index_batch
+from rrgbench.extension.components import index_batch
 
 
 def _strip(rows: list[list[int]], eos_id: int) -> list[list[int]]:

@@ -16,7 +16,7 @@ import torch
 from benchutil import ratio, record_median
 from reference_decoding import NoEos, beam_search_recompute, greedy_recompute
 
-from rrgbench.components import BuildContext
+from rrgbench.extension.components import BuildContext
 from rrgbench.config import resolve_config
 from rrgbench.decode import beam_search, greedy
 from rrgbench.model import build_model

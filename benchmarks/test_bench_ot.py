@@ -14,8 +14,8 @@ import pytest
 import torch
 from benchutil import record_median
 
-from rrgbench.components import BuildContext, TrainingSummary
-from rrgbench.options import validate
+from rrgbench.extension.components import BuildContext, TrainingSummary
+from rrgbench.extension.options import validate
 
 SIZES = (256, 512, 2048, 8192)
 STUDIES, D_MODEL, ROUNDS = 1024, 512, 2

@@ -21,8 +21,8 @@ import pytest
 import torch
 from benchutil import added_ms, record_median
 
-from rrgbench.components import BuildContext
-from rrgbench.options import validate
+from rrgbench.extension.components import BuildContext
+from rrgbench.extension.options import validate
 
 SIZES = (512, 2048, 8192, 65536)
 MEMORIES = ("cmn", "clinical-memory")

@@ -23,10 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rrgbench import options as opt
+from rrgbench.extension import options as opt
 from rrgbench.errors import ConfigError, did_you_mean
-from rrgbench.options import option
-from rrgbench.plugins import Registry
+from rrgbench.extension.options import option
+from rrgbench.extension.plugins import Registry
 
 COMPONENT_KINDS = ("encoder", "memory", "alignment", "decoder")
 

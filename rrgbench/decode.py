@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import torch
 
-from rrgbench.components import index_batch
+from rrgbench.extension.components import index_batch
 
 
 class Steppable(Protocol):

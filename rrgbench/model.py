@@ -3,7 +3,7 @@
 ``L = L_gen + sum_k w_k * L_k`` where ``L_gen`` is token cross-entropy (padding ignored) and the
 auxiliary terms come from components (``align`` from the alignment module); every term is returned
 by name so training logs them separately. The weights come from ``loss.weights`` (default 1.0).
-The model knows components only through the contracts in :mod:`rrgbench.components`.
+The model knows components only through the contracts in :mod:`rrgbench.extension.components`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rrgbench.components import (
+from rrgbench.extension.components import (
     Alignment,
     BuildContext,
     Decoder,
@@ -25,8 +25,8 @@ from rrgbench.components import (
     TrainingSummary,
 )
 from rrgbench.config import COMPONENT_KINDS, RunConfig
-from rrgbench.options import validate
-from rrgbench.plugins import Registry
+from rrgbench.extension.options import validate
+from rrgbench.extension.plugins import Registry
 
 
 @dataclass

@@ -54,7 +54,7 @@ def tiny() -> dict[str, object]:
 @pytest.fixture
 def fresh_plugins():
     """A fresh plugin host for the test, restored afterwards."""
-    from rrgbench import plugins
+    from rrgbench.extension import plugins
 
     plugins.reset()
     yield plugins.get_host()

@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from rrgbench.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from rrgbench.run.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from rrgbench.errors import DataError
 
 
@@ -56,7 +56,7 @@ def test_pickle_with_code_is_refused_and_not_run(tmp_path, monkeypatch):
 
 # -- keeping the previous checkpoint; half-written files -----------------------------------------
 def test_previous_pair_is_used_when_last_is_half_written(tmp_path):
-    from rrgbench.checkpoint import load_latest, previous_path
+    from rrgbench.run.checkpoint import load_latest, previous_path
     from rrgbench.io import atomic_write
 
     last = tmp_path / "last.pt"
@@ -75,7 +75,7 @@ def test_previous_pair_is_used_when_last_is_half_written(tmp_path):
 
 
 def test_load_latest_without_checkpoints_and_with_only_broken_ones(tmp_path):
-    from rrgbench.checkpoint import load_latest
+    from rrgbench.run.checkpoint import load_latest
 
     assert load_latest(tmp_path / "last.pt") is None
     save_checkpoint(tmp_path / "last.pt", {"w": torch.ones(1)}, {})
@@ -85,7 +85,7 @@ def test_load_latest_without_checkpoints_and_with_only_broken_ones(tmp_path):
 
 
 def test_link_checkpoint_copies_payload_and_updates_metadata(tmp_path):
-    from rrgbench.checkpoint import link_checkpoint
+    from rrgbench.run.checkpoint import link_checkpoint
 
     save_checkpoint(tmp_path / "last.pt", {"w": torch.arange(3)}, {"name": "last", "step": 7})
     link_checkpoint(tmp_path / "last.pt", tmp_path / "best.pt", name="best")
@@ -97,7 +97,7 @@ def test_link_checkpoint_copies_payload_and_updates_metadata(tmp_path):
 
 # -- the command line refuses a malicious checkpoint and runs nothing ------------------------------
 def _evil_checkpoint(folder):
-    from rrgbench.checkpoint import sha256
+    from rrgbench.run.checkpoint import sha256
 
     path = folder / "evil.pt"
     with open(path, "wb") as handle:

@@ -136,7 +136,7 @@ def test_incomplete_checkpoint_is_refused_not_half_random(tmp_path, no_env):
 
 
 def test_clinical_metrics_with_chexbert_absent_are_unavailable_not_zero(tmp_path, no_env):
-    from rrgbench.scoring import ScoringContext, score
+    from rrgbench.scoring.engine import ScoringContext, score
 
     context = ScoringContext(labeler="chexbert", n_resamples=10)
     scores = score(["no effusion ."], ["no effusion ."], context, groups=["clinical"])
@@ -164,7 +164,7 @@ def test_label_command_passes_labeler_options(tmp_path, no_env, capsys):
 
 
 def test_clinical_record_names_the_chexbert_weights(tmp_path, no_env, monkeypatch):
-    from rrgbench.scoring import ScoringContext, score
+    from rrgbench.scoring.engine import ScoringContext, score
 
     bert = _bert_folder(tmp_path / "bert")
     checkpoint = _checkpoint(tmp_path / "chexbert.pth", bert)

@@ -1,4 +1,4 @@
-"""``rrgbench compare`` and rrgbench.compare: paired tests between two runs, and mean ± std over seeds."""
+"""``rrgbench compare`` and rrgbench.scoring.compare: paired tests between two runs, and mean ± std over seeds."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from rrgbench.cli import main
-from rrgbench.compare import aggregate_seeds, compare_runs, load_predictions, single_run
+from rrgbench.scoring.compare import aggregate_seeds, compare_runs, load_predictions, single_run
 from rrgbench.errors import DataError
 from rrgbench.io import write_json, write_jsonl
 from rrgbench.metrics.nlg import score_nlg
-from rrgbench.scoring import ScoringContext
+from rrgbench.scoring.engine import ScoringContext
 
 REFERENCES = [
     "the heart is normal in size . no pleural effusion .",

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from rrgbench.distributed import DistInfo, env_info, gather_in_order, merge_shards, on_main, shard_indices
+from rrgbench.run.distributed import DistInfo, env_info, gather_in_order, merge_shards, on_main, shard_indices
 from rrgbench.errors import ConfigError
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from rrgbench.components import BuildContext, NoMemory
+from rrgbench.extension.components import BuildContext, NoMemory
 from rrgbench.config import resolve_config
 from rrgbench.decode import beam_search, greedy
-from rrgbench.efficiency import (
+from rrgbench.run.efficiency import (
     ComponentProfiler,
     EfficiencyInputs,
     EfficiencySettings,
@@ -31,7 +31,7 @@ from rrgbench.efficiency import (
 )
 from rrgbench.errors import ConfigError
 from rrgbench.model import build_model
-from rrgbench.plugins import registry
+from rrgbench.extension.plugins import registry
 
 
 @pytest.fixture(autouse=True)
@@ -55,7 +55,7 @@ def tiny_model(tiny, recipe="mcsam", **extra):
 
 
 def _applicable(recipe, values):
-    from rrgbench.suite import soft_overrides
+    from rrgbench.run.suite import soft_overrides
 
     return soft_overrides(registry(), recipe, "synthetic", values, None)
 
@@ -196,8 +196,8 @@ def test_cached_decoding_equals_recomputing_the_prefix(tiny, recipe):
 
 @pytest.mark.slow
 def test_one_epoch_mcsam_run_records_every_efficiency_field(tiny, tmp_path, monkeypatch):
-    from rrgbench.scoring import ScoringContext
-    from rrgbench.train import RunRequest, run_training
+    from rrgbench.scoring.engine import ScoringContext
+    from rrgbench.run.loop import RunRequest, run_training
 
     monkeypatch.setenv("RRGBENCH_EFFICIENCY", "warmup=1,repeats=2,batch_repeats=1,profile_repeats=1")
     config = resolve_config(registry(), "mcsam", "synthetic", {**tiny, "memory.heads": 2})

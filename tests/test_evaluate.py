@@ -62,8 +62,8 @@ def test_predict_is_the_evaluation_decode_of_one_study(trained, capsys):
 
     from rrgbench.data.loader import StudyDataset, make_loader
     from rrgbench.data.studies import Study
-    from rrgbench.plugins import registry
-    from rrgbench.train import decode_loader, load_trained
+    from rrgbench.extension.plugins import registry
+    from rrgbench.run.loop import decode_loader, load_trained
 
     best = trained / "checkpoints" / "best.pt"
     folder = Path(_read(trained / "results.json")["protocol"]["synthetic"]["folder"])

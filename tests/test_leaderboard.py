@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from rrgbench.cli import main
-from rrgbench.leaderboard import (
+from rrgbench.report.leaderboard import (
     EFFICIENCY_KEYS,
     REPORT_FILES,
     ablation_families,

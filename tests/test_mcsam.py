@@ -14,11 +14,11 @@ from rrgbench_mcsam.recipes import RECIPES
 from rrgbench_mcsam.schemas import ClinicalMemoryOptions, SAMOptions
 
 from rrgbench.cli import main as cli_main
-from rrgbench.components import BuildContext, MemoryOutput, NoAlignment, TrainingSummary
+from rrgbench.extension.components import BuildContext, MemoryOutput, NoAlignment, TrainingSummary
 from rrgbench.config import resolve_config
 from rrgbench.model import ReportGenerator, build_model
-from rrgbench.plugins import registry
-from rrgbench.train import make_optimizer
+from rrgbench.extension.plugins import registry
+from rrgbench.run.loop import make_optimizer
 
 D = 32
 CONTEXT = BuildContext(d_model=D, vocab_size=40, pad_id=0, bos_id=1, eos_id=2, max_len=20, n_views=1, image_size=64)

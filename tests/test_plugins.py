@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from rrgbench import hookimpl
-from rrgbench.components import BuildContext, Memory, MemoryOutput
+from rrgbench.extension.components import BuildContext, Memory, MemoryOutput
 from rrgbench.config import resolve_config
 from rrgbench.errors import ConfigError, RRGBenchError, UnknownNameError
 from rrgbench.model import build_model
-from rrgbench.options import option
+from rrgbench.extension.options import option
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +109,7 @@ def test_misspelled_hook_is_caught(fresh_plugins):
 
 
 def test_plugin_module_from_environment(monkeypatch, tmp_path):
-    from rrgbench import plugins
+    from rrgbench.extension import plugins
 
     (tmp_path / "envplugin_mod.py").write_text(
         "from rrgbench import hookimpl\n"
@@ -127,7 +127,7 @@ def test_plugin_module_from_environment(monkeypatch, tmp_path):
 
 
 def test_missing_plugin_module_is_a_clear_error(fresh_plugins):
-    from rrgbench.plugins import load_modules
+    from rrgbench.extension.plugins import load_modules
 
     with pytest.raises(ConfigError, match="cannot import plugin module 'no_such_plugin_xyz'"):
         load_modules(fresh_plugins, ["no_such_plugin_xyz"])

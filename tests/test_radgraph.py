@@ -18,7 +18,7 @@ pytest.importorskip("radgraph")
 torch = pytest.importorskip("torch")
 
 from rrgbench.metrics import radgraph as rg  # noqa: E402
-from rrgbench.scoring import ScoringContext, score  # noqa: E402
+from rrgbench.scoring.engine import ScoringContext, score  # noqa: E402
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "1", "2", "a", "b", "no", "acute", "pleural", "effusion",
          "heart", "size", "is", "normal", "lungs", "are", "clear", "mild", "edema", ".", "there"]

@@ -19,7 +19,7 @@ import torch
 
 from rrgbench.config import RunConfig
 from rrgbench.errors import ConfigError
-from rrgbench.resume import (
+from rrgbench.run.resume import (
     SeededSamples,
     StopSignals,
     complete_rows,
@@ -28,11 +28,11 @@ from rrgbench.resume import (
     sample_seed,
     truncate_log,
 )
-from rrgbench.runs import create_run
+from rrgbench.run.layout import create_run
 
 DRIVER = '''
 import os, signal, sys
-from rrgbench import train
+from rrgbench.run import loop as train
 action, at_step = sys.argv[1], int(sys.argv[2])
 original = train.Trainer.train_step
 def train_step(self, batch):
@@ -101,7 +101,7 @@ def test_a_config_change_on_resume_is_refused_naming_the_keys(tmp_path):
 def test_cli_resume_with_a_different_setting_is_one_line(tmp_path, tiny, capsys):
     from rrgbench.cli import main
     from rrgbench.config import resolve_config
-    from rrgbench.plugins import registry
+    from rrgbench.extension.plugins import registry
 
     config = resolve_config(registry(), "transformer", "synthetic", {k: str(v) for k, v in tiny.items()})
     run = create_run(tmp_path, config)

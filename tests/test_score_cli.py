@@ -10,7 +10,7 @@ import pytest
 
 from rrgbench.cli import main
 from rrgbench.errors import DataError
-from rrgbench.external import ReportFile, match_reports, read_reports
+from rrgbench.scoring.external import ReportFile, match_reports, read_reports
 from rrgbench.metrics.labelers import OBSERVATIONS, CheXpertRulesLabeler
 
 REFERENCES = {
@@ -122,7 +122,7 @@ def test_weights_absent_metrics_are_unavailable_in_record_and_leaderboard(tmp_pa
     assert "RRGBENCH_RADGRAPH" in record["metrics"]["radgraph_f1"]["unavailable"]
     assert "RRGBENCH_CHEXBERT" in record["metrics"]["ce_f1_micro"]["unavailable"]
 
-    from rrgbench.leaderboard import build_leaderboards
+    from rrgbench.report.leaderboard import build_leaderboards
 
     [board] = build_leaderboards(tmp_path, tmp_path / "boards")
     table = board.read_text()

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from rrgbench.errors import ConfigError
-from rrgbench.plugins import registry
-from rrgbench.suite import already_finished, load_suite, parse_suite, plan, run_suite
+from rrgbench.extension.plugins import registry
+from rrgbench.run.suite import already_finished, load_suite, parse_suite, plan, run_suite
 
 SUITES = Path(__file__).resolve().parents[1] / "benchmarks" / "suites"
 ALL_MODELS = {"transformer", "r2gen", "r2gencmn", "show-tell", "nearest-neighbor", "mcsam", "mcsam-no-memory",
@@ -56,7 +56,7 @@ def test_suite_overrides_are_soft_model_overrides_strict():
 
 def _fake_training(calls, fail=()):
     def run_training(reg, config, request):
-        from rrgbench.runs import create_run
+        from rrgbench.run.layout import create_run
 
         calls.append(config.model)
         if config.model in fail:
@@ -70,11 +70,11 @@ def _fake_training(calls, fail=()):
 
 
 def test_finished_runs_are_skipped_and_failures_reported(tmp_path, monkeypatch):
-    import rrgbench.train
+    import rrgbench.run.loop
 
     suite = parse_suite({"name": "t", "models": ["transformer", "r2gen"], "seeds": [0, 1]})
     calls: list[str] = []
-    monkeypatch.setattr(rrgbench.train, "run_training", _fake_training(calls, fail={"r2gen"}))
+    monkeypatch.setattr(rrgbench.run.loop, "run_training", _fake_training(calls, fail={"r2gen"}))
     first = run_suite(suite, registry(), tmp_path, log=lambda _: None)
     assert calls == ["transformer", "transformer", "r2gen", "r2gen"]
     assert len(first.finished) == 2 and len(first.failed) == 2 and not first.ok
@@ -97,8 +97,8 @@ def test_suite_cli_dry_run(capsys):
 def test_an_interruption_stops_the_suite(tmp_path, monkeypatch):
     import signal
 
-    import rrgbench.train
-    from rrgbench.resume import RunInterrupted
+    import rrgbench.run.loop
+    from rrgbench.run.resume import RunInterrupted
 
     calls: list[str] = []
 
@@ -106,7 +106,7 @@ def test_an_interruption_stops_the_suite(tmp_path, monkeypatch):
         calls.append(config.model)
         raise RunInterrupted("run interrupted by SIGTERM", signal.SIGTERM)
 
-    monkeypatch.setattr(rrgbench.train, "run_training", interrupted)
+    monkeypatch.setattr(rrgbench.run.loop, "run_training", interrupted)
     suite = parse_suite({"models": ["transformer", "r2gen"]})
     with pytest.raises(RunInterrupted):
         run_suite(suite, registry(), tmp_path, log=lambda _: None)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from rrgbench_builtins.schemas import TimmEncoderOptions
 
 from rrgbench import hookimpl
-from rrgbench.options import NoOptions
+from rrgbench.extension.options import NoOptions
 from rrgbench_baselines.schemas import (
     NEAREST_NEIGHBOR_SETTINGS,
     NEAREST_NEIGHBOR_SMALL,

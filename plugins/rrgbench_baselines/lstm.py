@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rrgbench.components import BuildContext, Decoder
+from rrgbench.extension.components import BuildContext, Decoder
 from rrgbench_baselines.schemas import LSTMDecoderOptions
 
 State = tuple[torch.Tensor, torch.Tensor]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rrgbench.options import option
+from rrgbench.extension.options import option
 
 
 @dataclass(frozen=True)

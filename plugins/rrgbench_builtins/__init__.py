@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from rrgbench import hookimpl
 from rrgbench.metrics.labelers.chexbert import ChexbertOptions
-from rrgbench.options import NoOptions
+from rrgbench.extension.options import NoOptions
 from rrgbench_builtins.schemas import (
     AnnotationDatasetOptions,
     SyntheticOptions,
@@ -32,12 +32,12 @@ def rrgbench_register_encoders(register):
 
 @hookimpl
 def rrgbench_register_memories(register):
-    register("none", "rrgbench.components:_no_memory", options=NoOptions, description="no memory (identity)")
+    register("none", "rrgbench.extension.components:_no_memory", options=NoOptions, description="no memory (identity)")
 
 
 @hookimpl
 def rrgbench_register_alignments(register):
-    register("none", "rrgbench.components:_no_alignment", options=NoOptions,
+    register("none", "rrgbench.extension.components:_no_alignment", options=NoOptions,
              description="no alignment (no semantic embedding, no loss)")
 
 

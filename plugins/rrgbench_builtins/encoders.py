@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rrgbench.components import BuildContext, Encoder, VisualFeatures
+from rrgbench.extension.components import BuildContext, Encoder, VisualFeatures
 from rrgbench.errors import ConfigError
 from rrgbench_builtins.schemas import TimmEncoderOptions
 

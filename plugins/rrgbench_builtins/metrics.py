@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rrgbench.metrics.base import MetricResult
-from rrgbench.scoring import ScoringContext
+from rrgbench.scoring.engine import ScoringContext
 
 
 def nlg(predictions: Sequence[str], references: Sequence[str], context: ScoringContext) -> dict[str, MetricResult]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rrgbench.options import option
+from rrgbench.extension.options import option
 
 
 @dataclass(frozen=True)

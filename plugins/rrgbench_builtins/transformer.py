@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rrgbench.components import BuildContext, Decoder
+from rrgbench.extension.components import BuildContext, Decoder
 from rrgbench_builtins.layers import (
     EncoderLayer,
     FeedForward,

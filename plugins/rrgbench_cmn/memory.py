@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rrgbench.components import MODALITIES, BuildContext, Memory, MemoryOutput
+from rrgbench.extension.components import MODALITIES, BuildContext, Memory, MemoryOutput
 from rrgbench.errors import ConfigError
 
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rrgbench.components import Alignment, AlignmentOutput, BuildContext, MemoryOutput
+from rrgbench.extension.components import Alignment, AlignmentOutput, BuildContext, MemoryOutput
 from rrgbench.errors import ConfigError
 from rrgbench_mcsam.schemas import SAMOptions
 

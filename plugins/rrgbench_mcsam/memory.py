@@ -5,7 +5,7 @@ shared matrix ``M`` [N_m, D], multi-head top-k querying, ``X + R(X)`` on visual 
 embeddings). What MCSAM adds is how ``M`` starts and whether it learns:
 
 ``memory.init = "ot"`` (default): before training the trainer hands over a
-:class:`~rrgbench.components.TrainingSummary` (pooled visual features and mean word embeddings of
+:class:`~rrgbench.extension.components.TrainingSummary` (pooled visual features and mean word embeddings of
 every training study, from the freshly built model). Each modality is standardised on its own
 (z-scored per feature, so neither modality's offset or scale dominates), the chosen modalities are
 stacked as samples (``memory.ot_features``), projected to the unit sphere, subsampled to at most
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from rrgbench_cmn.memory import CrossModalMemory
 
-from rrgbench.components import BuildContext, TrainingSummary
+from rrgbench.extension.components import BuildContext, TrainingSummary
 from rrgbench_mcsam.ot import balanced_prototypes, usage_entropy
 from rrgbench_mcsam.schemas import ClinicalMemoryOptions
 

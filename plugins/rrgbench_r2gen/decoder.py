@@ -27,7 +27,7 @@ from rrgbench_builtins.schemas import TransformerDecoderOptions
 from rrgbench_builtins.transformer import DecoderLayer, TransformerDecoder
 from torch import nn
 
-from rrgbench.components import BuildContext
+from rrgbench.extension.components import BuildContext
 from rrgbench_r2gen.memory import ConditionalLayerNorm, RelationalMemory
 from rrgbench_r2gen.schemas import R2GenDecoderOptions
 

@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         if args.plugin:
-            from rrgbench.plugins import get_host
+            from rrgbench.extension.plugins import get_host
 
             get_host(args.plugin)
         return args.handler(args)

@@ -53,8 +53,8 @@ def cmd_prepare_iu(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from rrgbench.config import resolve_config
-    from rrgbench.plugins import registry
-    from rrgbench.train import load_source
+    from rrgbench.extension.plugins import registry
+    from rrgbench.run.loop import load_source
 
     reg = registry()
     config = resolve_config(reg, "transformer", args.dataset,

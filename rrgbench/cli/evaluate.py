@@ -41,10 +41,10 @@ def register(sub: Any) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from rrgbench.options import parse_assignments
-    from rrgbench.plugins import registry
-    from rrgbench.scoring import ScoringContext
-    from rrgbench.train import RunRequest, evaluate_checkpoint
+    from rrgbench.extension.options import parse_assignments
+    from rrgbench.extension.plugins import registry
+    from rrgbench.scoring.engine import ScoringContext
+    from rrgbench.run.loop import RunRequest, evaluate_checkpoint
 
     overrides = parse_assignments(args.overrides)
     request = RunRequest(data_dir=args.data_dir, out=Path(args.out), device=args.device,
@@ -56,9 +56,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from rrgbench.options import parse_assignments
-    from rrgbench.plugins import registry
-    from rrgbench.train import predict_report
+    from rrgbench.extension.options import parse_assignments
+    from rrgbench.extension.plugins import registry
+    from rrgbench.run.loop import predict_report
 
     report = predict_report(registry(), args.checkpoint, args.images, device=args.device,
                             overrides=parse_assignments(args.overrides))

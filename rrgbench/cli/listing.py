@@ -23,7 +23,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from rrgbench.plugins import registry
+    from rrgbench.extension.plugins import registry
 
     reg = registry()
     kinds = tuple(_DEFAULT_COMPONENT) if args.what == "components" else (_KIND_OF[args.what],)
@@ -36,7 +36,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def describe_entry(reg: Any, entry: Any, with_options: bool) -> str:
-    from rrgbench.options import describe
+    from rrgbench.extension.options import describe
 
     lines = [f"  {entry.name:<24} {entry.description}"]
     if entry.kind == "model":
@@ -56,7 +56,7 @@ def describe_entry(reg: Any, entry: Any, with_options: bool) -> str:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from rrgbench.plugins import get_host
+    from rrgbench.extension.plugins import get_host
 
     host = get_host()
     for info in host.plugin_info():

@@ -46,7 +46,7 @@ def register(sub: Any) -> None:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.check:
         return _check(args)
-    from rrgbench.leaderboard import build_reports
+    from rrgbench.report.leaderboard import build_reports
 
     reports = build_reports(Path(args.runs), Path(args.out), with_plots=not args.no_plots)
     if not reports:
@@ -59,9 +59,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from rrgbench.leaderboard import check_complete, records_by_dataset
-    from rrgbench.plugins import registry
-    from rrgbench.suite import expected_metrics, load_suite
+    from rrgbench.report.leaderboard import check_complete, records_by_dataset
+    from rrgbench.extension.plugins import registry
+    from rrgbench.run.suite import expected_metrics, load_suite
 
     if args.suite:
         expected = load_suite(Path(args.suite)).expected()
@@ -83,8 +83,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
-    from rrgbench.plugins import registry
-    from rrgbench.suite import load_suite, plan, run_suite
+    from rrgbench.extension.plugins import registry
+    from rrgbench.run.suite import load_suite, plan, run_suite
 
     reg = registry()
     suite = load_suite(Path(args.file))

@@ -42,7 +42,7 @@ def register(sub: Any) -> None:
 
 
 def overrides_from(args: argparse.Namespace) -> dict[str, str]:
-    from rrgbench.options import parse_assignments
+    from rrgbench.extension.options import parse_assignments
 
     overrides = parse_assignments(args.overrides)
     if args.epochs is not None:
@@ -70,7 +70,7 @@ def resolve_configs(reg: Any, args: argparse.Namespace) -> list[Any]:
     if args.model is None:
         if not resume_dir:
             raise ConfigError("run: --model is required (rrgbench list models), unless --resume RUN_DIR is given")
-        from rrgbench.runs import RunDir
+        from rrgbench.run.layout import RunDir
 
         config_file = Path(args.resume) / "config.json"
         if not config_file.is_file():
@@ -85,13 +85,13 @@ def resolve_configs(reg: Any, args: argparse.Namespace) -> list[Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from rrgbench.plugins import registry
+    from rrgbench.extension.plugins import registry
 
     reg = registry()
     configs = resolve_configs(reg, args)  # all validated before anything heavy is imported
-    from rrgbench import distributed
-    from rrgbench.scoring import ScoringContext
-    from rrgbench.train import RunRequest, run_training
+    from rrgbench.run import distributed
+    from rrgbench.scoring.engine import ScoringContext
+    from rrgbench.run.loop import RunRequest, run_training
 
     info = distributed.env_info()
     say = distributed.silence(info, echo)

@@ -1,9 +1,9 @@
 """``rrgbench score``, ``rrgbench label`` and ``rrgbench compare``: scoring outside of a training run.
 
 * ``score``: an external system's predictions against references (CSV or JSONL, ``id`` + ``report``), written
-  as a run-shaped record (:mod:`rrgbench.external`).
+  as a run-shaped record (:mod:`rrgbench.scoring.external`).
 * ``label``: the 14 CheXpert observations of every report of a file, with any registered labeler.
-* ``compare``: paired tests between two runs, or mean ± std over seeds with ``--seeds`` (:mod:`rrgbench.compare`).
+* ``compare``: paired tests between two runs, or mean ± std over seeds with ``--seeds`` (:mod:`rrgbench.scoring.compare`).
 
 ``--chexbert PATH`` and ``--radgraph DIR`` set ``$RRGBENCH_CHEXBERT`` / ``$RRGBENCH_RADGRAPH`` for this process
 (where the CheXbert weights and the RadGraph model folder are).
@@ -102,8 +102,8 @@ def _apply_weights(args: argparse.Namespace) -> None:
 
 def _context(args: argparse.Namespace, labeler: str, uncertain: str) -> Any:
     from rrgbench.errors import ConfigError
-    from rrgbench.plugins import registry
-    from rrgbench.scoring import ScoringContext
+    from rrgbench.extension.plugins import registry
+    from rrgbench.scoring.engine import ScoringContext
 
     if args.resamples < 1:
         raise ConfigError(f"--resamples must be at least 1, got {args.resamples}")
@@ -122,7 +122,7 @@ def _metric_line(key: str, entry: dict[str, Any]) -> str:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from rrgbench.external import ExternalRequest, score_external
+    from rrgbench.scoring.external import ExternalRequest, score_external
 
     _apply_weights(args)
     context = _context(args, args.labeler, args.uncertain or "r2gen")
@@ -141,9 +141,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_label(args: argparse.Namespace) -> int:
-    from rrgbench.external import label_file
+    from rrgbench.scoring.external import label_file
     from rrgbench.metrics.labelers.registry import build_labeler
-    from rrgbench.options import parse_assignments
+    from rrgbench.extension.options import parse_assignments
 
     _apply_weights(args)
     labeler = build_labeler(None, args.labeler, parse_assignments(args.options))
@@ -165,7 +165,7 @@ def _recorded_settings(run: Path) -> dict[str, Any]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from rrgbench.compare import (
+    from rrgbench.scoring.compare import (
         aggregate_seeds,
         compare_runs,
         format_comparison,

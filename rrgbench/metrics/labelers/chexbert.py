@@ -42,7 +42,7 @@ from typing import Any
 
 from rrgbench.errors import DataError, UnavailableError
 from rrgbench.metrics.labelers.chexpert_rules import OBSERVATIONS, Label
-from rrgbench.options import option
+from rrgbench.extension.options import option
 
 ENV_CHECKPOINT = "RRGBENCH_CHEXBERT"
 ENV_BERT = "RRGBENCH_CHEXBERT_BERT"

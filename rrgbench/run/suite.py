@@ -11,7 +11,7 @@ A suite file (``benchmarks/suites/*.yaml``)::
     labeler: chexpert-rules        # labeler of the clinical-efficacy metrics
     skip: [meteor]                 # metric keys not computed (recorded as unavailable, never as 0)
     threads: 0                     # torch intra-op threads for the runs (0: torch's default)
-    efficiency: "repeats=3"        # RRGBENCH_EFFICIENCY for the runs (see rrgbench.efficiency)
+    efficiency: "repeats=3"        # RRGBENCH_EFFICIENCY for the runs (see rrgbench.run.efficiency)
     overrides:                     # suite-wide and *soft*: applied where the model has the option
       dataset.n_train: 300
       train.epochs: 3
@@ -27,12 +27,12 @@ Soft suite-wide overrides let one file shrink every model although their option 
 LSTM decoder has no ``decoder.heads``), exactly like the size profiles. Every configuration is
 resolved and validated before anything runs. A configuration that already has a finished run in the
 runs folder (same config fingerprint, ``status.json`` finished, ``results.json`` present; see
-:func:`rrgbench.runs.find_matching`) is skipped, so an interrupted suite continues where it stopped.
+:func:`rrgbench.run.layout.find_matching`) is skipped, so an interrupted suite continues where it stopped.
 A run left unfinished by an earlier, interrupted suite continues from its last checkpoint
-(:func:`rrgbench.resume.resolve_resume`). A failing run is reported and the suite goes on; the result
-says which failed; an interruption (SIGINT/SIGTERM, :class:`rrgbench.resume.RunInterrupted`) stops the
+(:func:`rrgbench.run.resume.resolve_resume`). A failing run is reported and the suite goes on; the result
+says which failed; an interruption (SIGINT/SIGTERM, :class:`rrgbench.run.resume.RunInterrupted`) stops the
 suite after the run saved its checkpoint. Runs share one
-process: before each, the peak-memory counters are reset (:func:`rrgbench.efficiency.reset_peak_memory`).
+process: before each, the peak-memory counters are reset (:func:`rrgbench.run.efficiency.reset_peak_memory`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from typing import Any
 
 from rrgbench.config import RunConfig
 from rrgbench.errors import ConfigError, RRGBenchError, did_you_mean
-from rrgbench.plugins import Registry
+from rrgbench.extension.plugins import Registry
 
 SUITE_KEYS = ("name", "description", "datasets", "seeds", "profile", "device", "labeler", "skip", "threads",
               "efficiency", "overrides", "models")
@@ -179,7 +179,7 @@ class PlannedRun:
 def soft_overrides(registry: Registry, model: str, dataset: str, overrides: Mapping[str, Any],
                    profile: str | None) -> dict[str, Any]:
     """The overrides whose option exists for this model on this dataset (others are skipped)."""
-    from rrgbench import options as opt
+    from rrgbench.extension import options as opt
     from rrgbench.config import resolve_config, schemas_for
 
     probe = resolve_config(registry, model, dataset, profile=profile)
@@ -232,7 +232,7 @@ class SuiteResult:
 
 def already_finished(runs: Path, config: RunConfig) -> Path | None:
     """A finished run of exactly this configuration below ``runs`` (its results.json present), if any."""
-    from rrgbench.runs import find_matching
+    from rrgbench.run.layout import find_matching
 
     for run in reversed(find_matching(runs, config, status="finished")):
         if (run.path / "results.json").is_file():
@@ -242,7 +242,7 @@ def already_finished(runs: Path, config: RunConfig) -> Path | None:
 
 def unfinished_run(runs: Path, config: RunConfig) -> Path | None:
     """An interrupted run of exactly this configuration that can continue from its checkpoint, if any."""
-    from rrgbench.resume import resolve_resume
+    from rrgbench.run.resume import resolve_resume
 
     try:
         run = resolve_resume(runs, config, "auto")
@@ -258,7 +258,7 @@ def _environment(suite: Suite) -> Iterator[None]:
     """Torch threads and the efficiency settings of the suite, restored afterwards."""
     import torch
 
-    from rrgbench.efficiency import ENV_VAR, EfficiencySettings
+    from rrgbench.run.efficiency import ENV_VAR, EfficiencySettings
 
     threads, previous_env = torch.get_num_threads(), os.environ.get(ENV_VAR)
     if suite.efficiency is not None:
@@ -281,10 +281,10 @@ def run_suite(suite: Suite, registry: Registry, runs: Path, *, leaderboard: Path
               only: Sequence[str] = (), progress: bool = False, log: Logger = print,
               data_dir: str | None = None) -> SuiteResult:
     """Run every planned configuration not finished yet, then build (and check) the leaderboards."""
-    from rrgbench.efficiency import reset_peak_memory
-    from rrgbench.resume import RunInterrupted
-    from rrgbench.scoring import ScoringContext
-    from rrgbench.train import RunRequest, run_training
+    from rrgbench.run.efficiency import reset_peak_memory
+    from rrgbench.run.resume import RunInterrupted
+    from rrgbench.scoring.engine import ScoringContext
+    from rrgbench.run.loop import RunRequest, run_training
 
     planned = plan(suite, registry, only)
     result, start = SuiteResult(planned=len(planned)), time.perf_counter()
@@ -336,7 +336,7 @@ def expected_rows(suite: Suite, only: Sequence[str] = ()) -> dict[str, list[str]
 def report(suite: Suite, registry: Registry, runs: Path, out: Path,
            only: Sequence[str] = ()) -> tuple[dict[str, list[Path]], list[str]]:
     """Build the leaderboards from the runs folder and check that the suite's report is complete."""
-    from rrgbench.leaderboard import build_reports, check_complete
+    from rrgbench.report.leaderboard import build_reports, check_complete
 
     reports = build_reports(runs, out)
     return reports, check_complete(out, expected_rows(suite, only), expected_metrics(registry))

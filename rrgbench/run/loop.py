@@ -5,14 +5,14 @@ checkpoint; the checkpoint is selected on the validation split only (``train.sel
 test split is decoded exactly once, at the end, with the selected weights; references are cleaned
 but never truncated for scoring.
 
-Exact resume (:mod:`rrgbench.resume`): ``checkpoints/last`` is written at the end of every epoch and
+Exact resume (:mod:`rrgbench.run.resume`): ``checkpoints/last`` is written at the end of every epoch and
 every ``train.checkpoint_every`` steps with the model, optimizer, scheduler, AMP scaler, every RNG
 state (per rank) and the position ``(epoch, batch)``; SIGINT/SIGTERM write it at the next step before
 the run stops (status ``interrupted``). A resumed run skips exactly the batches already trained and
 ends with the same predictions and metrics as an uninterrupted one (CPU, fixed seed). Validation-based
 selection (best value, epoch and checkpoint) survives the resume. CPU runs use deterministic kernels.
 
-Multi-process training (:mod:`rrgbench.distributed`): under ``torchrun`` the model trains with
+Multi-process training (:mod:`rrgbench.run.distributed`): under ``torchrun`` the model trains with
 DistributedDataParallel on a global batch of ``data.batch_size`` split over the ranks; the token-level
 generation loss is re-weighted by each rank's share of target tokens so that the averaged gradient
 equals the single-process one; validation and test decoding are sharded and gathered in study order;
@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rrgbench import distributed
-from rrgbench.checkpoint import (
+from rrgbench.run import distributed
+from rrgbench.run.checkpoint import (
     link_checkpoint,
     load_checkpoint,
     load_latest,
@@ -52,7 +52,7 @@ from rrgbench.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from rrgbench.components import BuildContext
+from rrgbench.extension.components import BuildContext
 from rrgbench.config import DataOptions, DecodeOptions, RunConfig
 from rrgbench.data.cleaning import clean_report
 from rrgbench.data.loader import Batch, StudyDataset, make_loader
@@ -62,11 +62,11 @@ from rrgbench.decode import generate
 from rrgbench.errors import ConfigError, DataError
 from rrgbench.io import write_json, write_jsonl
 from rrgbench.model import ReportGenerator, build_model
-from rrgbench.options import as_dict, validate
-from rrgbench.plugins import Registry
-from rrgbench.resume import RunInterrupted, SeededSamples, StopSignals, near_misses, resolve_resume, truncate_log
-from rrgbench.runs import RunDir, create_run, environment, results_record
-from rrgbench.scoring import ScoringContext, score
+from rrgbench.extension.options import as_dict, validate
+from rrgbench.extension.plugins import Registry
+from rrgbench.run.resume import RunInterrupted, SeededSamples, StopSignals, near_misses, resolve_resume, truncate_log
+from rrgbench.run.layout import RunDir, create_run, environment, results_record
+from rrgbench.scoring.engine import ScoringContext, score
 
 Logger = Callable[[str], None]
 
@@ -629,8 +629,8 @@ class Trainer:
                                {**({"processes": self.dist.world_size} if self.dist.enabled else {}), **extra})
 
     def efficiency(self, decode_seconds: float, n_test: int) -> dict[str, Any]:
-        """The ``efficiency`` section of results.json: see :mod:`rrgbench.efficiency` for every figure."""
-        from rrgbench.efficiency import EfficiencyInputs, measure_efficiency
+        """The ``efficiency`` section of results.json: see :mod:`rrgbench.run.efficiency` for every figure."""
+        from rrgbench.run.efficiency import EfficiencyInputs, measure_efficiency
 
         return measure_efficiency(EfficiencyInputs(
             model=self.model, config=self.config, device=self.device, test_loader=self.loader("test", train=False),
@@ -663,7 +663,7 @@ def run_training(registry: Registry, config: RunConfig, request: RunRequest) -> 
     """Train and evaluate one configuration; returns its run directory (results.json inside).
 
     With ``request.resume`` an unfinished run of this configuration continues (see
-    :func:`rrgbench.resume.resolve_resume`); one that already finished is returned untouched. In a
+    :func:`rrgbench.run.resume.resolve_resume`); one that already finished is returned untouched. In a
     multi-process job only rank 0 returns the run directory; the other ranks return None.
     """
     info = distributed.setup(request.device)

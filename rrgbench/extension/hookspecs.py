@@ -3,7 +3,7 @@
 Every hook receives a ``register`` callback and returns nothing; rrgbench collects what was
 registered. Registration stores metadata and a *factory* (a callable or a lazy ``"module:attr"``
 string), never an instance, so listing plugins imports nothing heavy. Options are frozen dataclasses
-declared with :func:`rrgbench.options.option`; they are validated, shown by
+declared with :func:`rrgbench.extension.options.option`; they are validated, shown by
 ``rrgbench list ... --options`` and overridden with ``--set section.key=value``.
 
 A plugin is any module (or object) with functions named like the hooks below, decorated with
@@ -17,8 +17,8 @@ entry points load unless ``RRGBENCH_DISABLE_PLUGIN_AUTOLOAD=1``; ``-p module`` o
 or ``RRGBENCH_PLUGINS=mod1,mod2`` load extra modules by import name.
 
 Component factories are called as ``factory(options, context)`` with the validated options instance
-and a :class:`rrgbench.components.BuildContext` (model width, vocabulary, views, ...), and return a
-``torch.nn.Module`` honouring the contract of :mod:`rrgbench.components`.
+and a :class:`rrgbench.extension.components.BuildContext` (model width, vocabulary, views, ...), and return a
+``torch.nn.Module`` honouring the contract of :mod:`rrgbench.extension.components`.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def rrgbench_register_alignments(register):
 
 @hookspec
 def rrgbench_register_decoders(register):
-    """Register report decoders (contract in :class:`rrgbench.components.Decoder`).
+    """Register report decoders (contract in :class:`rrgbench.extension.components.Decoder`).
 
     ``embed(ids)`` -> word embeddings; ``encode(context, semantic)`` -> encoded state;
     ``decode(encoded, embeddings, cache)`` -> (logits [B, T, vocab], cache): the full teacher-forced
@@ -110,7 +110,7 @@ def rrgbench_register_metrics(register):
     """Register metric groups: ``factory(predictions, references, context) -> dict[key, MetricResult]``.
 
     ``register(name, factory, *, keys, description="", lower_is_better=())``. ``context`` is a
-    :class:`rrgbench.scoring.ScoringContext`. A metric that cannot run returns
+    :class:`rrgbench.scoring.engine.ScoringContext`. A metric that cannot run returns
     ``MetricResult.missing(reason)`` for its keys. Example::
 
         register("bertscore", "my_pkg.metrics:bertscore", keys=("bertscore_f1",))

@@ -29,7 +29,7 @@ from typing import Any
 from rrgbench.errors import DataError, UnknownNameError, did_you_mean
 from rrgbench.io import read_jsonl
 from rrgbench.metrics.base import MetricResult
-from rrgbench.scoring import ScoringContext, score
+from rrgbench.scoring.engine import ScoringContext, score
 
 TESTS = ("bootstrap", "randomization")
 PREDICTIONS_FILE = "predictions.jsonl"
@@ -173,7 +173,7 @@ def compare_runs(a: RunPredictions, b: RunPredictions, context: ScoringContext, 
         raise UnknownNameError(f"unknown test '{test}'{did_you_mean(test, TESTS)}; known: {', '.join(TESTS)}")
     _, preds_a, preds_b, refs = align_runs(a, b)
     if context.registry is None:
-        from rrgbench.plugins import registry
+        from rrgbench.extension.plugins import registry
 
         context.registry = registry()
     groups, unwanted = groups_for(context.registry, metrics)

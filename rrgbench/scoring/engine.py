@@ -14,7 +14,7 @@ from typing import Any
 
 from rrgbench.errors import RRGBenchError, UnavailableError
 from rrgbench.metrics.base import MetricResult
-from rrgbench.plugins import Registry
+from rrgbench.extension.plugins import Registry
 
 
 @dataclass
@@ -59,7 +59,7 @@ def score(predictions: Sequence[str], references: Sequence[str], context: Scorin
         raise RRGBenchError(f"{len(predictions)} predictions but {len(references)} references")
     registry = context.registry
     if registry is None:
-        from rrgbench.plugins import registry as default_registry
+        from rrgbench.extension.plugins import registry as default_registry
 
         registry = context.registry = default_registry()
     results: dict[str, MetricResult] = {}

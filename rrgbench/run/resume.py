@@ -3,7 +3,7 @@
 A run is resumed from ``checkpoints/last`` (or ``last.prev`` when ``last`` is half-written). The
 checkpoint records the *position* ``(epoch, batch)``: the number of batches of that epoch already
 trained. Because the order of an epoch is a function of ``(seed, epoch)`` only (see
-:func:`rrgbench.distributed.shard_indices`) the resumed run skips exactly those batches, without
+:func:`rrgbench.run.distributed.shard_indices`) the resumed run skips exactly those batches, without
 loading them; every random generator (python, numpy, torch, CUDA, per rank) is restored from the
 checkpoint, so dropout continues its stream. Augmentation does not draw from that stream at all:
 :class:`SeededSamples` seeds each sample's transform from ``(seed, epoch, index)``, which keeps it
@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from rrgbench.config import RunConfig
 from rrgbench.errors import ConfigError, RRGBenchError
 from rrgbench.io import atomic_write
-from rrgbench.runs import RunDir, find_matching, find_runs
+from rrgbench.run.layout import RunDir, find_matching, find_runs
 
 UNFINISHED = ("running", "failed", "interrupted")
 _SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}

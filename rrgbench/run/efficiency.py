@@ -65,7 +65,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rrgbench.components import NoMemory, index_batch
+from rrgbench.extension.components import NoMemory, index_batch
 from rrgbench.data.loader import Batch
 from rrgbench.errors import ConfigError
 
@@ -426,7 +426,7 @@ def throughput(inputs: EfficiencyInputs, batch: Any, deadline: float) -> dict[st
 
 @contextmanager
 def memory_replaced_by_identity(model: nn.Module) -> Iterator[None]:
-    """Temporarily swap the model's memory for :class:`~rrgbench.components.NoMemory`."""
+    """Temporarily swap the model's memory for :class:`~rrgbench.extension.components.NoMemory`."""
     original = model.memory
     model.memory = NoMemory().to(next(model.parameters()).device)
     try:
@@ -437,7 +437,7 @@ def memory_replaced_by_identity(model: nn.Module) -> Iterator[None]:
 
 def counterpart_model(inputs: EfficiencyInputs, name: str) -> nn.Module:
     """The declared no-memory recipe, built with this run's dataset, profile and applicable overrides."""
-    from rrgbench import options as opt
+    from rrgbench.extension import options as opt
     from rrgbench.config import resolve_config, schemas_for
     from rrgbench.model import build_model
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import pluggy
 
-from rrgbench import hookspecs
+from rrgbench.extension import hookspecs
 from rrgbench.errors import ConfigError, RRGBenchError, UnknownNameError, did_you_mean
-from rrgbench.options import NoOptions
+from rrgbench.extension.options import NoOptions
 
 PROJECT = "rrgbench"
 ENTRY_POINT_GROUP = "rrgbench"

@@ -13,7 +13,7 @@ the NLG metrics still fold runs of whitespace, see :mod:`rrgbench.metrics.nlg`) 
 
 ``score_external`` writes, under ``out``: ``predictions.jsonl`` (id, prediction, reference, as scored),
 ``scores.jsonl`` (per-study values), ``ce_per_observation.csv`` and ``results.json`` with the keys of a run
-record (:mod:`rrgbench.runs`); run-only keys (profile, seed, validation, efficiency) are null or empty.
+record (:mod:`rrgbench.run.layout`); run-only keys (profile, seed, validation, efficiency) are null or empty.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 
 from rrgbench.errors import DataError
 from rrgbench.io import write_json, write_jsonl, write_text
-from rrgbench.scoring import ScoringContext, score
+from rrgbench.scoring.engine import ScoringContext, score
 
 CLEANING_CHOICES = ("none", "iu-xray", "mimic-cxr")
 _CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
@@ -213,7 +213,7 @@ def _device() -> str:
 def external_record(request: ExternalRequest, context: ScoringContext, matched: Matched,
                     metrics: dict[str, Any], protocol: dict[str, Any]) -> dict[str, Any]:
     """The results.json of an external system: a run record's keys, run-only ones empty."""
-    from rrgbench.runs import SCHEMA_VERSION, environment
+    from rrgbench.run.layout import SCHEMA_VERSION, environment
 
     return {
         "schema_version": SCHEMA_VERSION,

@@ -1,0 +1,1 @@
+"""Reporting: leaderboards (tables, plots, HTML) built from run records alone."""

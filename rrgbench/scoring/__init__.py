@@ -1,0 +1,1 @@
+"""Scoring: reports in, metric values out (the engine), external systems' reports, paired comparisons."""
