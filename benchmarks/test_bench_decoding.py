@@ -16,9 +16,9 @@ import torch
 from benchutil import ratio, record_median
 from reference_decoding import NoEos, beam_search_recompute, greedy_recompute
 
-from rrgbench.extension.components import BuildContext
 from rrgbench.config import resolve_config
 from rrgbench.decode import beam_search, greedy
+from rrgbench.extension.components import BuildContext
 from rrgbench.model import build_model
 
 LENGTH, BATCH, BEAM, VOCAB = 100, 8, 3, 760  # 760: about the IU X-Ray vocabulary at threshold 3

@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rrgbench.extension import options as opt
 from rrgbench.errors import ConfigError, did_you_mean
+from rrgbench.extension import options as opt
 from rrgbench.extension.options import option
 from rrgbench.extension.plugins import Registry
 

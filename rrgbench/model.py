@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rrgbench.config import COMPONENT_KINDS, RunConfig
 from rrgbench.extension.components import (
     Alignment,
     BuildContext,
@@ -24,7 +25,6 @@ from rrgbench.extension.components import (
     MemoryOutput,
     TrainingSummary,
 )
-from rrgbench.config import COMPONENT_KINDS, RunConfig
 from rrgbench.extension.options import validate
 from rrgbench.extension.plugins import Registry
 

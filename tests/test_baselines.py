@@ -11,13 +11,13 @@ from rrgbench_baselines.retrieval import RetrievalDecoder
 from rrgbench_baselines.schemas import LSTMDecoderOptions
 
 from rrgbench import cli
-from rrgbench.extension.components import BuildContext, index_batch
 from rrgbench.config import resolve_config
 from rrgbench.data.loader import Batch
 from rrgbench.decode import generate
 from rrgbench.errors import RRGBenchError
-from rrgbench.model import ReportGenerator, build_model
+from rrgbench.extension.components import BuildContext, index_batch
 from rrgbench.extension.plugins import PluginHost, Registry
+from rrgbench.model import ReportGenerator, build_model
 
 VOCAB, PAD, BOS, EOS = 25, 0, 1, 2
 CONTEXT = BuildContext(d_model=32, vocab_size=VOCAB, pad_id=PAD, bos_id=BOS, eos_id=EOS, max_len=10, n_views=1,

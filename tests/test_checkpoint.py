@@ -11,8 +11,8 @@ import sys
 import pytest
 import torch
 
-from rrgbench.run.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from rrgbench.errors import DataError
+from rrgbench.run.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 
 
 def test_round_trip_with_rng(tmp_path):
@@ -56,8 +56,8 @@ def test_pickle_with_code_is_refused_and_not_run(tmp_path, monkeypatch):
 
 # -- keeping the previous checkpoint; half-written files -----------------------------------------
 def test_previous_pair_is_used_when_last_is_half_written(tmp_path):
-    from rrgbench.run.checkpoint import load_latest, previous_path
     from rrgbench.io import atomic_write
+    from rrgbench.run.checkpoint import load_latest, previous_path
 
     last = tmp_path / "last.pt"
     save_checkpoint(last, {"w": torch.full((2,), 1.0)}, {"step": 1}, keep_previous=True)

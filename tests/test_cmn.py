@@ -9,11 +9,11 @@ import torch
 from rrgbench_cmn.memory import CrossModalMemory
 from rrgbench_cmn.schemas import CMNMemoryOptions
 
-from rrgbench.extension.components import BuildContext
 from rrgbench.config import resolve_config
 from rrgbench.errors import ConfigError
-from rrgbench.model import build_model
+from rrgbench.extension.components import BuildContext
 from rrgbench.extension.plugins import registry
+from rrgbench.model import build_model
 
 D, HEADS, SIZE, TOPK = 32, 4, 20, 5
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from rrgbench.cli import main
-from rrgbench.scoring.compare import aggregate_seeds, compare_runs, load_predictions, single_run
 from rrgbench.errors import DataError
 from rrgbench.io import write_json, write_jsonl
 from rrgbench.metrics.nlg import score_nlg
+from rrgbench.scoring.compare import aggregate_seeds, compare_runs, load_predictions, single_run
 from rrgbench.scoring.engine import ScoringContext
 
 REFERENCES = [

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rrgbench.extension.components import BuildContext
 from rrgbench.config import resolve_config
 from rrgbench.decode import beam_search, greedy
-from rrgbench.model import build_model
+from rrgbench.extension.components import BuildContext
 from rrgbench.extension.plugins import registry
+from rrgbench.model import build_model
 
 CONTEXT = BuildContext(d_model=32, vocab_size=30, pad_id=0, bos_id=1, eos_id=2, max_len=12, n_views=2, image_size=64)
 

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from rrgbench.run.distributed import DistInfo, env_info, gather_in_order, merge_shards, on_main, shard_indices
 from rrgbench.errors import ConfigError
+from rrgbench.run.distributed import DistInfo, env_info, gather_in_order, merge_shards, on_main, shard_indices
 
 
 def test_world_of_one_without_torchrun(monkeypatch):

@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from rrgbench.extension.components import BuildContext, NoMemory
 from rrgbench.config import resolve_config
 from rrgbench.decode import beam_search, greedy
+from rrgbench.errors import ConfigError
+from rrgbench.extension.components import BuildContext, NoMemory
+from rrgbench.extension.plugins import registry
+from rrgbench.model import build_model
 from rrgbench.run.efficiency import (
     ComponentProfiler,
     EfficiencyInputs,
@@ -29,9 +32,6 @@ from rrgbench.run.efficiency import (
     train_figures,
     vs_no_memory,
 )
-from rrgbench.errors import ConfigError
-from rrgbench.model import build_model
-from rrgbench.extension.plugins import registry
 
 
 @pytest.fixture(autouse=True)
@@ -196,8 +196,8 @@ def test_cached_decoding_equals_recomputing_the_prefix(tiny, recipe):
 
 @pytest.mark.slow
 def test_one_epoch_mcsam_run_records_every_efficiency_field(tiny, tmp_path, monkeypatch):
-    from rrgbench.scoring.engine import ScoringContext
     from rrgbench.run.loop import RunRequest, run_training
+    from rrgbench.scoring.engine import ScoringContext
 
     monkeypatch.setenv("RRGBENCH_EFFICIENCY", "warmup=1,repeats=2,batch_repeats=1,profile_repeats=1")
     config = resolve_config(registry(), "mcsam", "synthetic", {**tiny, "memory.heads": 2})

@@ -7,8 +7,8 @@ import torch
 from rrgbench_builtins.encoders import TimmEncoder, create_backbone
 from rrgbench_builtins.schemas import TimmEncoderOptions
 
-from rrgbench.extension.components import BuildContext
 from rrgbench.errors import ConfigError
+from rrgbench.extension.components import BuildContext
 
 CONTEXT = BuildContext(d_model=16, vocab_size=10, pad_id=0, bos_id=1, eos_id=2, max_len=8, n_views=2, image_size=64)
 

@@ -14,10 +14,10 @@ from rrgbench_mcsam.recipes import RECIPES
 from rrgbench_mcsam.schemas import ClinicalMemoryOptions, SAMOptions
 
 from rrgbench.cli import main as cli_main
-from rrgbench.extension.components import BuildContext, MemoryOutput, NoAlignment, TrainingSummary
 from rrgbench.config import resolve_config
-from rrgbench.model import ReportGenerator, build_model
+from rrgbench.extension.components import BuildContext, MemoryOutput, NoAlignment, TrainingSummary
 from rrgbench.extension.plugins import registry
+from rrgbench.model import ReportGenerator, build_model
 from rrgbench.run.loop import make_optimizer
 
 D = 32

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from rrgbench import hookimpl
-from rrgbench.extension.components import BuildContext, Memory, MemoryOutput
 from rrgbench.config import resolve_config
 from rrgbench.errors import ConfigError, RRGBenchError, UnknownNameError
-from rrgbench.model import build_model
+from rrgbench.extension.components import BuildContext, Memory, MemoryOutput
 from rrgbench.extension.options import option
+from rrgbench.model import build_model
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,11 +10,11 @@ import rrgbench_r2gen
 import torch
 from rrgbench_r2gen.memory import ConditionalLayerNorm, RelationalMemory
 
-from rrgbench.extension.components import BuildContext, index_batch
 from rrgbench.config import resolve_config
 from rrgbench.decode import generate
-from rrgbench.model import ReportGenerator, build_model
+from rrgbench.extension.components import BuildContext, index_batch
 from rrgbench.extension.plugins import PluginHost, Registry
+from rrgbench.model import ReportGenerator, build_model
 
 D, SLOTS, VOCAB = 16, 3, 30
 

@@ -19,6 +19,7 @@ import torch
 
 from rrgbench.config import RunConfig
 from rrgbench.errors import ConfigError
+from rrgbench.run.layout import create_run
 from rrgbench.run.resume import (
     SeededSamples,
     StopSignals,
@@ -28,7 +29,6 @@ from rrgbench.run.resume import (
     sample_seed,
     truncate_log,
 )
-from rrgbench.run.layout import create_run
 
 DRIVER = '''
 import os, signal, sys

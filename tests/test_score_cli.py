@@ -10,8 +10,8 @@ import pytest
 
 from rrgbench.cli import main
 from rrgbench.errors import DataError
-from rrgbench.scoring.external import ReportFile, match_reports, read_reports
 from rrgbench.metrics.labelers import OBSERVATIONS, CheXpertRulesLabeler
+from rrgbench.scoring.external import ReportFile, match_reports, read_reports
 
 REFERENCES = {
     "s1": "The heart size is normal. No pleural effusion or pneumothorax.",

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from rrgbench_builtins.encoders import TimmEncoder
 from rrgbench_builtins.schemas import TimmEncoderOptions
 
-from rrgbench.extension.components import BuildContext, Decoder, TrainingSummary
 from rrgbench.errors import RRGBenchError
+from rrgbench.extension.components import BuildContext, Decoder, TrainingSummary
 
 MISS_LOGIT = -1e4  # logit of every token but the retrieved one (finite: the training loss stays finite)
 _INDEX_BUFFERS = ("keys", "reports")

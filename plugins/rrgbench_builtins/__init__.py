@@ -9,8 +9,8 @@ decoder, the ``transformer`` recipe (R2Gen's BASE model), the ``synthetic``, ``i
 from __future__ import annotations
 
 from rrgbench import hookimpl
-from rrgbench.metrics.labelers.chexbert import ChexbertOptions
 from rrgbench.extension.options import NoOptions
+from rrgbench.metrics.labelers.chexbert import ChexbertOptions
 from rrgbench_builtins.schemas import (
     AnnotationDatasetOptions,
     SyntheticOptions,

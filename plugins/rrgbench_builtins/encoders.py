@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rrgbench.extension.components import BuildContext, Encoder, VisualFeatures
 from rrgbench.errors import ConfigError
+from rrgbench.extension.components import BuildContext, Encoder, VisualFeatures
 from rrgbench_builtins.schemas import TimmEncoderOptions
 
 _PREFIXES = ("module.", "model.", "visual.", "backbone.", "encoder.")

@@ -33,8 +33,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from rrgbench.extension.components import MODALITIES, BuildContext, Memory, MemoryOutput
 from rrgbench.errors import ConfigError
+from rrgbench.extension.components import MODALITIES, BuildContext, Memory, MemoryOutput
 
 
 def check_memory_options(size: int, topk: int, heads: int, d_model: int) -> None:

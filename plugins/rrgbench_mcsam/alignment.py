@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rrgbench.extension.components import Alignment, AlignmentOutput, BuildContext, MemoryOutput
 from rrgbench.errors import ConfigError
+from rrgbench.extension.components import Alignment, AlignmentOutput, BuildContext, MemoryOutput
 from rrgbench_mcsam.schemas import SAMOptions
 
 

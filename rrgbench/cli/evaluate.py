@@ -43,8 +43,8 @@ def register(sub: Any) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from rrgbench.extension.options import parse_assignments
     from rrgbench.extension.plugins import registry
-    from rrgbench.scoring.engine import ScoringContext
     from rrgbench.run.loop import RunRequest, evaluate_checkpoint
+    from rrgbench.scoring.engine import ScoringContext
 
     overrides = parse_assignments(args.overrides)
     request = RunRequest(data_dir=args.data_dir, out=Path(args.out), device=args.device,

@@ -59,8 +59,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from rrgbench.report.leaderboard import check_complete, records_by_dataset
     from rrgbench.extension.plugins import registry
+    from rrgbench.report.leaderboard import check_complete, records_by_dataset
     from rrgbench.run.suite import expected_metrics, load_suite
 
     if args.suite:

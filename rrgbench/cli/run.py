@@ -90,8 +90,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     reg = registry()
     configs = resolve_configs(reg, args)  # all validated before anything heavy is imported
     from rrgbench.run import distributed
-    from rrgbench.scoring.engine import ScoringContext
     from rrgbench.run.loop import RunRequest, run_training
+    from rrgbench.scoring.engine import ScoringContext
 
     info = distributed.env_info()
     say = distributed.silence(info, echo)

@@ -141,9 +141,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_label(args: argparse.Namespace) -> int:
-    from rrgbench.scoring.external import label_file
-    from rrgbench.metrics.labelers.registry import build_labeler
     from rrgbench.extension.options import parse_assignments
+    from rrgbench.metrics.labelers.registry import build_labeler
+    from rrgbench.scoring.external import label_file
 
     _apply_weights(args)
     labeler = build_labeler(None, args.labeler, parse_assignments(args.options))
@@ -165,6 +165,7 @@ def _recorded_settings(run: Path) -> dict[str, Any]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from rrgbench.io import write_json
     from rrgbench.scoring.compare import (
         aggregate_seeds,
         compare_runs,
@@ -174,7 +175,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
         rows_as_json,
         single_run,
     )
-    from rrgbench.io import write_json
 
     if args.seeds:
         summaries = {args.run_a: aggregate_seeds(load_records(args.run_a)),

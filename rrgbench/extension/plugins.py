@@ -17,8 +17,8 @@ from typing import Any
 
 import pluggy
 
-from rrgbench.extension import hookspecs
 from rrgbench.errors import ConfigError, RRGBenchError, UnknownNameError, did_you_mean
+from rrgbench.extension import hookspecs
 from rrgbench.extension.options import NoOptions
 
 PROJECT = "rrgbench"

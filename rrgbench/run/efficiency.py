@@ -65,9 +65,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from rrgbench.extension.components import NoMemory, index_batch
 from rrgbench.data.loader import Batch
 from rrgbench.errors import ConfigError
+from rrgbench.extension.components import NoMemory, index_batch
 
 COMPONENTS = ("encoder", "memory", "alignment", "decoder")
 DECODER_METHODS = ("embed", "encode", "init_cache", "decode")
@@ -437,8 +437,8 @@ def memory_replaced_by_identity(model: nn.Module) -> Iterator[None]:
 
 def counterpart_model(inputs: EfficiencyInputs, name: str) -> nn.Module:
     """The declared no-memory recipe, built with this run's dataset, profile and applicable overrides."""
-    from rrgbench.extension import options as opt
     from rrgbench.config import resolve_config, schemas_for
+    from rrgbench.extension import options as opt
     from rrgbench.model import build_model
 
     registry, config = inputs.registry, inputs.config

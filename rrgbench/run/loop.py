@@ -41,6 +41,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from rrgbench.config import DataOptions, DecodeOptions, RunConfig
+from rrgbench.data.cleaning import clean_report
+from rrgbench.data.loader import Batch, StudyDataset, make_loader
+from rrgbench.data.source import DatasetSource
+from rrgbench.data.tokenizer import Tokenizer
+from rrgbench.decode import generate
+from rrgbench.errors import ConfigError, DataError
+from rrgbench.extension.components import BuildContext
+from rrgbench.extension.options import as_dict, validate
+from rrgbench.extension.plugins import Registry
+from rrgbench.io import write_json, write_jsonl
+from rrgbench.model import ReportGenerator, build_model
 from rrgbench.run import distributed
 from rrgbench.run.checkpoint import (
     link_checkpoint,
@@ -52,20 +64,8 @@ from rrgbench.run.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from rrgbench.extension.components import BuildContext
-from rrgbench.config import DataOptions, DecodeOptions, RunConfig
-from rrgbench.data.cleaning import clean_report
-from rrgbench.data.loader import Batch, StudyDataset, make_loader
-from rrgbench.data.source import DatasetSource
-from rrgbench.data.tokenizer import Tokenizer
-from rrgbench.decode import generate
-from rrgbench.errors import ConfigError, DataError
-from rrgbench.io import write_json, write_jsonl
-from rrgbench.model import ReportGenerator, build_model
-from rrgbench.extension.options import as_dict, validate
-from rrgbench.extension.plugins import Registry
-from rrgbench.run.resume import RunInterrupted, SeededSamples, StopSignals, near_misses, resolve_resume, truncate_log
 from rrgbench.run.layout import RunDir, create_run, environment, results_record
+from rrgbench.run.resume import RunInterrupted, SeededSamples, StopSignals, near_misses, resolve_resume, truncate_log
 from rrgbench.scoring.engine import ScoringContext, score
 
 Logger = Callable[[str], None]

@@ -179,8 +179,8 @@ class PlannedRun:
 def soft_overrides(registry: Registry, model: str, dataset: str, overrides: Mapping[str, Any],
                    profile: str | None) -> dict[str, Any]:
     """The overrides whose option exists for this model on this dataset (others are skipped)."""
-    from rrgbench.extension import options as opt
     from rrgbench.config import resolve_config, schemas_for
+    from rrgbench.extension import options as opt
 
     probe = resolve_config(registry, model, dataset, profile=profile)
     schemas = schemas_for(registry, probe.components, dataset)
@@ -282,9 +282,9 @@ def run_suite(suite: Suite, registry: Registry, runs: Path, *, leaderboard: Path
               data_dir: str | None = None) -> SuiteResult:
     """Run every planned configuration not finished yet, then build (and check) the leaderboards."""
     from rrgbench.run.efficiency import reset_peak_memory
+    from rrgbench.run.loop import RunRequest, run_training
     from rrgbench.run.resume import RunInterrupted
     from rrgbench.scoring.engine import ScoringContext
-    from rrgbench.run.loop import RunRequest, run_training
 
     planned = plan(suite, registry, only)
     result, start = SuiteResult(planned=len(planned)), time.perf_counter()

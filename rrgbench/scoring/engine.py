@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from rrgbench.errors import RRGBenchError, UnavailableError
-from rrgbench.metrics.base import MetricResult
 from rrgbench.extension.plugins import Registry
+from rrgbench.metrics.base import MetricResult
 
 
 @dataclass

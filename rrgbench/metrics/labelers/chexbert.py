@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from rrgbench.errors import DataError, UnavailableError
-from rrgbench.metrics.labelers.chexpert_rules import OBSERVATIONS, Label
 from rrgbench.extension.options import option
+from rrgbench.metrics.labelers.chexpert_rules import OBSERVATIONS, Label
 
 ENV_CHECKPOINT = "RRGBENCH_CHEXBERT"
 ENV_BERT = "RRGBENCH_CHEXBERT_BERT"
