@@ -1,22 +1,30 @@
-"""Resolving a run's configuration: recipe + dataset protocol + size profile + user overrides.
+"""A run's configuration: typed option sections resolved from recipe, dataset, profile, file and flags.
 
-Precedence, lowest first:
+Precedence, lowest first (each value's origin is kept in :attr:`RunConfig.sources`):
 
-1. each schema's defaults (harness sections below, component/dataset schemas from plugins);
-2. the recipe's ``overrides`` (the paper's settings for that model);
-3. the dataset's protocol ``defaults`` (max length, vocabulary threshold, ...);
-4. the size profile (``small`` for the synthetic dataset, ``paper`` for real data) from
-   :data:`PROFILES`, then the recipe's own ``profiles[profile]``. Profile keys are *soft*: a key that
-   names an option the chosen component does not have is skipped (a profile shrinks whatever exists);
-5. ``--set section.key=value`` from the user: strict, unknown keys are errors.
+1. ``default``: each schema's defaults (harness sections below, component/dataset schemas from plugins);
+2. ``recipe``: the recipe's ``overrides`` (the paper's settings for that model);
+3. ``dataset``: the dataset's protocol ``defaults`` (max length, vocabulary threshold, ...);
+4. ``profile``: the size profile (``small`` for the synthetic dataset, ``paper`` for real data) from
+   :data:`PROFILES`, then the recipe's own ``profiles[profile]``;
+5. ``suite``: a suite file's suite-wide overrides;
+6. ``file``: a run configuration file (``rrgbench run --config FILE``);
+7. ``flag``: ``--set section.key=value`` (and the flags that are shortcuts for it).
 
-The result, :class:`RunConfig`, is plain data (JSON-able) and is what a run records and a
-checkpoint carries, so an evaluation rebuilds exactly the trained model.
+Layers 3-5 are *soft*: a key naming an option the chosen components do not have is skipped (a profile
+shrinks whatever exists). Recipe overrides, files and flags are strict: an unknown key is an error with
+"did you mean". Only the recipe's, the file's and the flags' values are the user's choices
+(:attr:`RunConfig.overrides`); a leaderboard labels rows by them.
+
+:class:`RunConfig` holds the *validated option instances* (``config.train.epochs``); ``to_dict`` /
+``from_dict`` give the plain JSON form that a run, a checkpoint and a record carry, so an evaluation
+rebuilds exactly the trained model. The ``efficiency`` section changes what is measured about cost, never
+a result: it is left out of :meth:`RunConfig.fingerprint`.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -25,7 +33,7 @@ from typing import Any
 
 from rrgbench.errors import ConfigError, did_you_mean
 from rrgbench.extension import options as opt
-from rrgbench.extension.options import option
+from rrgbench.extension.options import OptionInfo, option
 from rrgbench.extension.plugins import Registry
 
 COMPONENT_KINDS = ("encoder", "memory", "alignment", "decoder")
@@ -65,6 +73,8 @@ class TrainOptions:
     clip_value: float = option(0.1, "clip each gradient value to +-this (0 disables)", min=0.0)
     clip_norm: float = option(0.0, "clip the global gradient norm to this (0 disables)", min=0.0)
     select_metric: str = option("bleu_4", "validation metric used to select the checkpoint (never test)")
+    curve_metrics: list[str] = option(["bleu_4", "ce_f1_micro"], "metrics also computed at every validation, for "
+                                                               "learning curves (cheap ones: no METEOR)")
     validate_from: int = option(1, "first epoch (1-based) that is validated and can be selected; earlier "
                                    "epochs are only checkpointed as 'last'; the final epoch is always validated",
                                 min=1)
@@ -85,13 +95,38 @@ class LossOptions:
     weights: dict[str, float] = option({}, "weights of auxiliary loss terms by name, e.g. {\"align\": 1.0}")
 
 
+@dataclass(frozen=True)
+class ScoringOptions:
+    labeler: str = option("chexpert-rules", "labeler of the clinical-efficacy metrics (rrgbench list labelers)")
+    uncertain: str = option("r2gen", "uncertain-label mapping: r2gen (only 1 is positive) or chexbert (1 and -1 "
+                                     "positive, f1chexbert's own)", choices=("r2gen", "chexbert"))
+    skip: list[str] = option([], "metric keys not computed (recorded as unavailable with this reason, never as 0)")
+    resamples: int = option(1000, "bootstrap resamples of the 95% CIs", min=1, max=1_000_000)
+    bootstrap_seed: int = option(0, "seed of the bootstrap resampling", min=0)
+
+
+@dataclass(frozen=True)
+class EfficiencyOptions:
+    mode: str = option("auto", "cost measurements after the test decode: full, fast (fewer repeats, no profiling "
+                               "repeats), off (parameters, training and test-decode times only), auto (fast for runs "
+                               "of under 500 training steps, else full)", choices=("auto", "full", "fast", "off"))
+    budget_seconds: float = option(120.0, "soft cap on the seconds spent on inference measurements", min=1.0)
+
+
 HARNESS_SECTIONS: dict[str, type] = {
     "model": ModelOptions,
     "data": DataOptions,
     "train": TrainOptions,
     "decode": DecodeOptions,
     "loss": LossOptions,
+    "scoring": ScoringOptions,
+    "efficiency": EfficiencyOptions,
 }
+RESULT_NEUTRAL_SECTIONS = ("efficiency",)
+"""Sections that change what is measured about cost but never a result (not in the fingerprint)."""
+ORIGINS = ("default", "recipe", "dataset", "profile", "suite", "file", "flag")
+USER_ORIGINS = ("recipe", "file", "flag")
+
 
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": {},
@@ -135,22 +170,89 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig:
-    """The fully resolved, validated configuration of one run (plain data)."""
+    """The fully resolved, validated configuration of one run.
+
+    ``sections`` maps each section name to its validated option instance: the harness sections
+    (``model``, ``data``, ``train``, ``decode``, ``loss``, ``scoring``, ``efficiency``), the four component
+    sections and ``dataset``. ``overrides`` holds the values set by the user (``file`` and ``flag``) and by a
+    suite, apart; ``sources`` the origin of every value that is not a schema default.
+    """
 
     model: str
     dataset: str
     profile: str
     seed: int
-    components: dict[str, str]
-    sections: dict[str, dict[str, Any]]
-    recipe_kind: str = "generator"
-    user_overrides: dict[str, str] = field(default_factory=dict)
+    components: Mapping[str, str]
+    sections: Mapping[str, Any]
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)
 
-    def section(self, name: str) -> dict[str, Any]:
-        return self.sections[name]
+    # -- typed access to each section --------------------------------------------------------------
+    @property
+    def model_options(self) -> ModelOptions:
+        return self.sections["model"]
 
+    @property
+    def data(self) -> DataOptions:
+        return self.sections["data"]
+
+    @property
+    def train(self) -> TrainOptions:
+        return self.sections["train"]
+
+    @property
+    def decode(self) -> DecodeOptions:
+        return self.sections["decode"]
+
+    @property
+    def loss(self) -> LossOptions:
+        return self.sections["loss"]
+
+    @property
+    def scoring(self) -> ScoringOptions:
+        return self.sections["scoring"]
+
+    @property
+    def efficiency(self) -> EfficiencyOptions:
+        return self.sections["efficiency"]
+
+    @property
+    def encoder(self) -> Any:
+        return self.sections["encoder"]
+
+    @property
+    def memory(self) -> Any:
+        return self.sections["memory"]
+
+    @property
+    def alignment(self) -> Any:
+        return self.sections["alignment"]
+
+    @property
+    def decoder(self) -> Any:
+        return self.sections["decoder"]
+
+    @property
+    def dataset_options(self) -> Any:
+        return self.sections["dataset"]
+
+    @property
+    def user_overrides(self) -> dict[str, Any]:
+        """What the user chose (file, then flags): the values that tell a row of a leaderboard apart."""
+        return {**self.overrides.get("file", {}), **self.overrides.get("flag", {})}
+
+    @property
+    def decode_max_len(self) -> int:
+        """Generated-token limit: ``decode.max_len``, or ``data.max_len`` when that is 0."""
+        return self.decode.max_len or self.data.max_len
+
+    def replace(self, **sections: Any) -> RunConfig:
+        """A copy with some sections replaced by other (validated) option instances."""
+        return dataclasses.replace(self, sections={**self.sections, **sections})
+
+    # -- plain form --------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
@@ -158,24 +260,53 @@ class RunConfig:
             "profile": self.profile,
             "seed": self.seed,
             "components": dict(self.components),
-            "recipe_kind": self.recipe_kind,
-            "sections": copy.deepcopy(self.sections),
-            "user_overrides": dict(self.user_overrides),
+            "sections": {name: opt.as_dict(value) for name, value in self.sections.items()},
+            "overrides": {origin: dict(values) for origin, values in self.overrides.items()},
+            "sources": dict(self.sources),
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
-        return cls(
-            model=data["model"], dataset=data["dataset"], profile=data["profile"], seed=int(data["seed"]),
-            components=dict(data["components"]), sections=copy.deepcopy(dict(data["sections"])),
-            recipe_kind=data.get("recipe_kind", "generator"), user_overrides=dict(data.get("user_overrides", {})),
-        )
+    def from_dict(cls, data: Mapping[str, Any], registry: Registry) -> RunConfig:
+        """Validate a plain configuration (a run's config.json, a checkpoint's metadata) against the schemas."""
+        try:
+            components = {kind: str(data["components"][kind]) for kind in COMPONENT_KINDS}
+            schemas = schemas_for(registry, components, str(data["dataset"]))
+            raw_sections = data["sections"]
+            sections = {name: opt.validate(schema, _known_only(schema, raw_sections.get(name) or {}),
+                                           _where(name, components, str(data["dataset"])))
+                        for name, schema in schemas.items()}
+            overrides = data.get("overrides")
+            if overrides is None:  # written before the overrides were split by origin
+                overrides = {"flag": dict(data.get("user_overrides") or {})}
+            return cls(model=str(data["model"]), dataset=str(data["dataset"]), profile=str(data["profile"]),
+                       seed=int(data["seed"]), components=components, sections=sections,
+                       overrides={k: dict(v) for k, v in overrides.items()}, sources=dict(data.get("sources") or {}))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"malformed configuration ({type(exc).__name__}: {exc})") from None
+
+    def result_settings(self) -> dict[str, Any]:
+        """Everything that determines the result: the plain form without overrides, sources and cost settings."""
+        plain = self.to_dict()
+        plain["sections"] = {k: v for k, v in plain["sections"].items() if k not in RESULT_NEUTRAL_SECTIONS}
+        return {k: v for k, v in plain.items() if k not in ("overrides", "sources")}
 
     def fingerprint(self) -> str:
-        """Short hash of everything that determines the result (used to match runs for --resume)."""
-        payload = {k: v for k, v in self.to_dict().items() if k != "user_overrides"}
-        text = json.dumps(payload, sort_keys=True, default=str)
+        """Short hash of everything that determines the result (matches runs for --resume and suites)."""
+        text = json.dumps(self.result_settings(), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _known_only(schema: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Values of options the schema still declares (a config written by an older version may have more)."""
+    known = {f.name for f in dataclasses.fields(schema)}
+    return {k: v for k, v in values.items() if k in known}
+
+
+def components_of(registry: Registry, model: str) -> dict[str, str]:
+    """The component names a recipe chooses."""
+    recipe = registry.get("model", model)
+    return {kind: recipe.extra.get(kind, default) for kind, default in
+            zip(COMPONENT_KINDS, ("timm", "none", "none", "transformer"), strict=True)}
 
 
 def schemas_for(registry: Registry, components: Mapping[str, str], dataset: str) -> dict[str, type]:
@@ -187,6 +318,45 @@ def schemas_for(registry: Registry, components: Mapping[str, str], dataset: str)
     return schemas
 
 
+def known_options(registry: Registry, model: str, dataset: str) -> dict[str, OptionInfo]:
+    """Every ``section.key`` this recipe has on this dataset, with its description (the one place that says)."""
+    schemas = schemas_for(registry, components_of(registry, model), dataset)
+    return {f"{section}.{info.name}": info for section, schema in schemas.items() for info in opt.describe(schema)}
+
+
+def applicable(registry: Registry, model: str, dataset: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The overrides whose option this recipe has on this dataset (soft application; others are skipped)."""
+    known = known_options(registry, model, dataset)
+    return {key: value for key, value in overrides.items() if key in known}
+
+
+def profile_of(registry: Registry, dataset: str, profile: str | None) -> str:
+    """The size profile a run uses: the one asked for, else the dataset's."""
+    profile = profile or registry.get("dataset", dataset).extra.get("profile", "paper")
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile '{profile}'{did_you_mean(profile, PROFILES)}; known: "
+                          + ", ".join(PROFILES))
+    return profile
+
+
+def layers(registry: Registry, model: str, dataset: str, profile: str, *, suite: Mapping[str, Any] | None = None,
+           file: Mapping[str, Any] | None = None, flags: Mapping[str, Any] | None = None
+           ) -> list[tuple[str, Mapping[str, Any], bool]]:
+    """The override layers of a run, lowest first: (origin, values, strict)."""
+    recipe = registry.get("model", model)
+    dataset_entry = registry.get("dataset", dataset)
+    recipe_profiles = recipe.extra.get("profiles") or {}
+    return [
+        ("recipe", recipe.extra.get("overrides") or {}, True),
+        ("dataset", dataset_entry.extra.get("defaults") or {}, False),
+        ("profile", PROFILES[profile], False),
+        ("profile", recipe_profiles.get(profile, {}), False),
+        ("suite", suite or {}, False),
+        ("file", file or {}, True),
+        ("flag", flags or {}, True),
+    ]
+
+
 def resolve_config(
     registry: Registry,
     model: str,
@@ -194,29 +364,32 @@ def resolve_config(
     overrides: Mapping[str, Any] | None = None,
     profile: str | None = None,
     seed: int = 0,
+    *,
+    suite_overrides: Mapping[str, Any] | None = None,
+    file_overrides: Mapping[str, Any] | None = None,
 ) -> RunConfig:
-    """Build the :class:`RunConfig` of ``model`` on ``dataset`` (see the module docstring)."""
-    recipe = registry.get("model", model)
-    dataset_entry = registry.get("dataset", dataset)
-    components = {kind: recipe.extra.get(kind, default) for kind, default in
-                  zip(COMPONENT_KINDS, ("timm", "none", "none", "transformer"), strict=True)}
+    """Build the :class:`RunConfig` of ``model`` on ``dataset`` (see the module docstring).
+
+    ``overrides`` are the command-line flags (``--set``), the strongest layer.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    components = components_of(registry, model)
     schemas = schemas_for(registry, components, dataset)
-    profile = profile or dataset_entry.extra.get("profile", "paper")
-    if profile not in PROFILES:
-        raise ConfigError(f"unknown profile '{profile}'{did_you_mean(profile, PROFILES)}; known: "
-                          + ", ".join(PROFILES))
+    profile = profile_of(registry, dataset, profile)
     raw: dict[str, dict[str, Any]] = {name: {} for name in schemas}
-    _apply(raw, schemas, recipe.extra.get("overrides") or {}, strict=True, origin=f"recipe '{model}'")
-    _apply(raw, schemas, dataset_entry.extra.get("defaults") or {}, strict=False, origin="dataset")
-    _apply(raw, schemas, PROFILES[profile], strict=False, origin=f"profile '{profile}'")
-    recipe_profiles = recipe.extra.get("profiles") or {}
-    _apply(raw, schemas, recipe_profiles.get(profile, {}), strict=False, origin=f"recipe '{model}'")
-    _apply(raw, schemas, overrides or {}, strict=True, origin="--set")
-    sections = {name: opt.as_dict(opt.validate(schema, raw[name], _where(name, components, dataset)))
+    sources: dict[str, str] = {}
+    for origin, values, strict in layers(registry, model, dataset, profile, suite=suite_overrides,
+                                         file=file_overrides, flags=overrides):
+        label = {"recipe": f"recipe '{model}'", "profile": f"profile '{profile}'", "flag": "--set"}.get(origin, origin)
+        for key in _apply(raw, schemas, values, strict=strict, origin=label):
+            sources[key] = origin
+    sections = {name: opt.validate(schema, raw[name], _where(name, components, dataset))
                 for name, schema in schemas.items()}
+    kept = {"suite": applicable(registry, model, dataset, suite_overrides or {}), "file": dict(file_overrides or {}),
+            "flag": dict(overrides or {})}
     return RunConfig(model=model, dataset=dataset, profile=profile, seed=seed, components=components,
-                     sections=sections, recipe_kind=recipe.extra.get("kind", "generator"),
-                     user_overrides={k: str(v) for k, v in (overrides or {}).items()})
+                     sections=sections, overrides={k: v for k, v in kept.items() if v}, sources=sources)
 
 
 def _where(section: str, components: Mapping[str, str], dataset: str) -> str:
@@ -228,9 +401,11 @@ def _where(section: str, components: Mapping[str, str], dataset: str) -> str:
 
 
 def _apply(raw: dict[str, dict[str, Any]], schemas: Mapping[str, type], values: Mapping[str, Any],
-           *, strict: bool, origin: str) -> None:
+           *, strict: bool, origin: str) -> dict[str, Any]:
+    """Write ``values`` into ``raw``; returns the ones applied (strict layers refuse unknown keys)."""
+    applied = {}
     for dotted, value in values.items():
-        section, _, key = dotted.partition(".")
+        section, _, key = str(dotted).partition(".")
         if section not in schemas or not key:
             if strict:
                 raise ConfigError(f"{origin}: '{dotted}' is not section.key{did_you_mean(section, schemas)}; "
@@ -244,3 +419,5 @@ def _apply(raw: dict[str, dict[str, Any]], schemas: Mapping[str, type], values: 
                 raise ConfigError(f"{origin}: unknown option '{dotted}'{hint}")
             continue
         raw[section][key] = value
+        applied[dotted] = value
+    return applied

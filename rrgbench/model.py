@@ -16,16 +16,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from rrgbench.config import COMPONENT_KINDS, RunConfig
+from rrgbench.errors import ConfigError
 from rrgbench.extension.components import (
+    MODALITIES,
     Alignment,
     BuildContext,
     Decoder,
     Encoder,
     Memory,
     MemoryOutput,
+    NoMemory,
     TrainingSummary,
 )
-from rrgbench.extension.options import validate
 from rrgbench.extension.plugins import Registry
 
 
@@ -126,11 +128,22 @@ class ReportGenerator(nn.Module):
 
 
 def build_model(registry: Registry, config: RunConfig, context: BuildContext) -> ReportGenerator:
-    """Instantiate the recipe's components from their registered factories."""
-    parts = {}
-    for kind in COMPONENT_KINDS:
-        entry = registry.get(kind, config.components[kind])
-        options = validate(entry.options, config.sections[kind], f"{kind} '{entry.name}'")
-        parts[kind] = entry.load()(options, context)
+    """Instantiate the recipe's components from their registered factories with the config's options."""
+    parts = {kind: registry.get(kind, config.components[kind]).load()(config.sections[kind], context)
+             for kind in COMPONENT_KINDS}
+    check_memory(registry, config, parts["memory"])
     return ReportGenerator(parts["encoder"], parts["memory"], parts["alignment"], parts["decoder"], context,
-                           loss_weights=config.sections["loss"]["weights"])
+                           loss_weights=config.loss.weights)
+
+
+def check_memory(registry: Registry, config: RunConfig, memory: Memory) -> None:
+    """Refuse a memory that declares no modality it consolidates (the model would never call it)."""
+    if isinstance(memory, NoMemory):
+        return
+    applies = getattr(memory, "applies_to", None)
+    wrong = [m for m in applies or () if m not in MODALITIES]
+    if not applies or wrong:
+        entry = registry.get("memory", config.components["memory"])
+        what = f"names unknown modalities {wrong}" if wrong else "applies to no modality"
+        raise ConfigError(f"recipe '{config.model}': memory '{entry.name}' of plugin '{entry.plugin}' {what}; its "
+                          f"class must set applies_to to a tuple of {', '.join(map(repr, MODALITIES))}")

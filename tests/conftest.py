@@ -11,7 +11,6 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["RRGBENCH_DISABLE_PLUGIN_AUTOLOAD"] = "1"
 os.environ.setdefault("RRGBENCH_CACHE", tempfile.mkdtemp(prefix="rrgbench-test-cache-"))
-os.environ.setdefault("RRGBENCH_EFFICIENCY", "warmup=1,repeats=2,batch_repeats=1,profile_repeats=1")
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 

@@ -14,7 +14,9 @@ import torch
 
 from rrgbench.config import resolve_config
 from rrgbench.decode import beam_search, greedy
+from rrgbench.config import EfficiencyOptions
 from rrgbench.errors import ConfigError
+from rrgbench.run.evaluate import parameter_counts
 from rrgbench.extension.components import BuildContext, NoMemory
 from rrgbench.extension.plugins import registry
 from rrgbench.model import build_model
@@ -22,7 +24,6 @@ from rrgbench.run.efficiency import (
     ComponentProfiler,
     EfficiencyInputs,
     EfficiencySettings,
-    count_parameters,
     has_memory,
     memory_replaced_by_identity,
     peak_rss_bytes,
@@ -45,7 +46,7 @@ def one_thread():
 
 CONTEXT = BuildContext(d_model=32, vocab_size=30, pad_id=0, bos_id=1, eos_id=2, max_len=12, n_views=1, image_size=64)
 CPU = torch.device("cpu")
-FAST = EfficiencySettings(warmup=0, repeats=1, batch_repeats=1, profile_repeats=1)
+FAST = EfficiencySettings(mode="fast", warmup=0, repeats=1, batch_repeats=1, profile_repeats=1)
 
 
 def tiny_model(tiny, recipe="mcsam", **extra):
@@ -55,9 +56,9 @@ def tiny_model(tiny, recipe="mcsam", **extra):
 
 
 def _applicable(recipe, values):
-    from rrgbench.run.suite import soft_overrides
+    from rrgbench.config import applicable
 
-    return soft_overrides(registry(), recipe, "synthetic", values, None)
+    return applicable(registry(), recipe, "synthetic", values)
 
 
 def _batch(n=2, length=6):
@@ -66,37 +67,37 @@ def _batch(n=2, length=6):
     return dataclasses.make_dataclass("B", ["images", "target_ids"])(torch.randn(n, 1, 3, 64, 64), ids)
 
 
-def test_settings_from_env_text():
-    assert EfficiencySettings.from_env("") == EfficiencySettings()
-    assert EfficiencySettings.from_env("off").enabled is False
-    parsed = EfficiencySettings.from_env("repeats=3, batch_repeats=1,budget_seconds=5")
-    assert (parsed.repeats, parsed.batch_repeats, parsed.budget_seconds) == (3, 1, 5.0)
-    with pytest.raises(ConfigError, match="repeats"):
-        EfficiencySettings.from_env("repeat=3")
-    with pytest.raises(ConfigError, match="needs a number"):
-        EfficiencySettings.from_env("repeats=many")
+def test_settings_follow_the_mode_and_auto_follows_the_run_length():
+    full = EfficiencySettings.for_run(EfficiencyOptions(mode="full"), train_steps=10)
+    fast = EfficiencySettings.for_run(EfficiencyOptions(mode="fast", budget_seconds=5.0), train_steps=10_000)
+    assert (full.mode, full.repeats, full.batch_repeats) == ("full", 5, 2)
+    assert (fast.mode, fast.repeats, fast.batch_repeats, fast.budget_seconds) == ("fast", 2, 1, 5.0)
+    assert EfficiencySettings.for_run(EfficiencyOptions(mode="off"), 10).enabled is False
+    assert EfficiencySettings.for_run(EfficiencyOptions(), train_steps=499).mode == "fast"
+    assert EfficiencySettings.for_run(EfficiencyOptions(), train_steps=500).mode == "full"
 
 
-def test_a_malformed_setting_never_fails_a_trained_run(monkeypatch):
-    monkeypatch.setenv("RRGBENCH_EFFICIENCY", "repeats=many")
-    settings = EfficiencySettings.from_env_or_defaults()
-    assert settings.repeats == EfficiencySettings().repeats and "needs a number" in settings.note
+def test_an_unknown_efficiency_mode_is_refused_before_the_run(tiny):
+    with pytest.raises(ConfigError, match="efficiency.mode"):
+        resolve_config(registry(), "transformer", "synthetic", {**tiny, "efficiency.mode": "quick"})
 
 
-def test_summaries_exclude_the_warmup_step():
+def test_summaries_exclude_the_warmup_step_and_use_the_median_step():
     stats = summarize([1.0, 2.0, 3.0, 4.0])
     assert stats["median"] == 2.5 and stats["n"] == 4 and 3.0 < stats["p90"] <= 4.0
     train = train_figures([10.0, 1.0, 1.0], [8, 8, 8])
-    assert train["steps_timed"] == 2 and train["warmup_steps_excluded"] == 1
-    assert train["samples_per_second"] == pytest.approx(8.0)
-    assert train_figures([], [])["samples_per_second"] is None
+    assert train.steps_timed == 2 and train.warmup_steps_excluded == 1
+    assert train.samples_per_second == pytest.approx(8.0)
+    paused = train_figures([1.0, 0.2, 0.2, 0.2, 30.0], [8] * 5)  # a 30 s pause must not change samples/s
+    assert paused.samples_per_second == pytest.approx(40.0)
+    assert train_figures([], []) is None
 
 
 def test_parameters_per_component(tiny):
     model, _ = tiny_model(tiny)
-    counts = count_parameters(model)
-    assert counts["total"] == sum(counts[k] for k in ("encoder", "memory", "alignment", "decoder"))
-    assert counts["memory"] > 0 and counts["trainable"] <= counts["total"]
+    counts = parameter_counts(model)
+    assert counts.total == sum(counts.components[k] for k in ("encoder", "memory", "alignment", "decoder"))
+    assert counts.components["memory"] > 0 and counts.trainable <= counts.total
 
 
 def test_profiler_times_every_component_and_cleans_up(tiny):
@@ -165,10 +166,15 @@ def test_vs_no_memory_uses_a_declared_counterpart_recipe(tiny):
     assert result["forward_seconds_without"] > 0
 
 
-def test_peak_memory_counters():
-    assert peak_rss_bytes() > 10 * 2**20
-    reset_peak_memory(CPU)  # never raises, with or without /proc
-    assert peak_rss_bytes() > 0
+def test_peak_memory_counters_reset_and_grow():
+    before = peak_rss_bytes()
+    assert before > 10 * 2**20
+    if reset_peak_memory(CPU):  # Linux: VmHWM drops to the current RSS
+        block = bytearray(64 * 2**20)
+        block[:: 4096] = b"x" * len(block[:: 4096])  # touch every page
+        grown = peak_rss_bytes()
+        del block
+        assert grown >= 64 * 2**20
 
 
 def _reference_decoding():
@@ -197,21 +203,20 @@ def test_cached_decoding_equals_recomputing_the_prefix(tiny, recipe):
 @pytest.mark.slow
 def test_one_epoch_mcsam_run_records_every_efficiency_field(tiny, tmp_path, monkeypatch):
     from rrgbench.run.loop import RunRequest, run_training
-    from rrgbench.scoring.engine import ScoringContext
 
-    monkeypatch.setenv("RRGBENCH_EFFICIENCY", "warmup=1,repeats=2,batch_repeats=1,profile_repeats=1")
-    config = resolve_config(registry(), "mcsam", "synthetic", {**tiny, "memory.heads": 2})
-    request = RunRequest(out=tmp_path, device="cpu", progress=False, log=lambda _: None,
-                         scoring=ScoringContext(skip=frozenset({"meteor"}), n_resamples=50))
+    config = resolve_config(registry(), "mcsam", "synthetic", {**tiny, "memory.heads": 2, "scoring.skip": "meteor",
+                                                               "scoring.resamples": 50, "efficiency.mode": "fast"})
+    request = RunRequest(out=tmp_path, device="cpu", progress=False, log=lambda _: None)
     run = run_training(registry(), config, request)
     eff = json.loads((run.path / "results.json").read_text())["efficiency"]
-    assert eff["parameters"]["total"] > 0 and eff["parameters"]["memory"] > 0
+    assert eff["parameters"]["total"] > 0 and eff["parameters"]["components"]["memory"] > 0
     assert eff["train"]["step_seconds"]["median"] > 0 and eff["train"]["samples_per_second"] > 0
     latency = eff["inference"]["latency_batch1"]
     assert latency["seconds"]["median"] > 0 and latency["seconds"]["p90"] >= latency["seconds"]["median"]
     assert eff["inference"]["throughput"]["studies_per_second"] > 0
     assert eff["peak_memory"]["run"]["peak_rss_bytes"] > 0 and eff["peak_memory"]["inference"]["peak_rss_bytes"] > 0
     assert 0 < eff["retrieval"]["share_of_forward"] < 1 and 0 < eff["retrieval"]["share_of_generate"] < 1
+    assert eff["retrieval"]["memory_size"] == config.memory.size
     vs = eff["retrieval"]["vs_no_memory"]
     assert vs["method"] == "identity" and vs["decode_seconds"] > 0 and vs["decode_seconds_without"] > 0
     assert eff["test_set_decode"]["seconds"] > 0 and eff["test_set_decode"]["studies"] == 12

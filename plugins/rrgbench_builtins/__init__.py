@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from rrgbench import hookimpl
 from rrgbench.extension.options import NoOptions
+from rrgbench.metrics.base import MetricKey
 from rrgbench.metrics.labelers.chexbert import ChexbertOptions
 from rrgbench_builtins.schemas import (
     AnnotationDatasetOptions,
@@ -18,10 +19,15 @@ from rrgbench_builtins.schemas import (
     TransformerDecoderOptions,
 )
 
-NLG_KEYS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider")
-CE_KEYS = ("ce_precision_micro", "ce_recall_micro", "ce_f1_micro", "ce_precision_macro", "ce_recall_macro",
-           "ce_f1_macro", "ce_f1_micro_5", "ce_f1_macro_5")
-RADGRAPH_KEYS = ("radgraph_f1", "radgraph_simple", "radgraph_complete")
+NLG_KEYS = tuple(MetricKey(name, True, "language", label) for name, label in (
+    ("bleu_1", "BLEU-1"), ("bleu_2", "BLEU-2"), ("bleu_3", "BLEU-3"), ("bleu_4", "BLEU-4"), ("meteor", "METEOR"),
+    ("rouge_l", "ROUGE-L"), ("cider", "CIDEr")))
+CE_KEYS = tuple(MetricKey(name, True, "clinical", label) for name, label in (
+    ("ce_precision_micro", "CE P micro"), ("ce_recall_micro", "CE R micro"), ("ce_f1_micro", "CE F1 micro"),
+    ("ce_precision_macro", "CE P macro"), ("ce_recall_macro", "CE R macro"), ("ce_f1_macro", "CE F1 macro"),
+    ("ce_f1_micro_5", "CE F1 micro-5"), ("ce_f1_macro_5", "CE F1 macro-5")))
+RADGRAPH_KEYS = tuple(MetricKey(name, True, "clinical", label) for name, label in (
+    ("radgraph_f1", "RadGraph F1"), ("radgraph_simple", "RadGraph simple"), ("radgraph_complete", "RadGraph complete")))
 
 
 @hookimpl

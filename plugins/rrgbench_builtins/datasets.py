@@ -21,11 +21,9 @@ def synthetic(options: SyntheticOptions, data_dir: str | None, allow_missing: bo
     root = Path(data_dir) if data_dir else cache_dir() / "synthetic"
     folder = build(spec, root)
     splits = read_annotation(folder / "annotation.json")
-    truth = json.loads((folder / "findings.json").read_text())
     return DatasetSource("synthetic", splits, folder, n_views=1, cleaning_style="iu-xray",
                          notes={"synthetic": {"fingerprint": spec.fingerprint(), "difficulty": spec.difficulty,
-                                              "seed": spec.seed, "folder": str(folder)}},
-                         truth=truth)
+                                              "seed": spec.seed, "folder": str(folder)}})
 
 
 def image_root_of(folder: Path, image_dir: str) -> Path:

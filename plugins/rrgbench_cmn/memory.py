@@ -66,6 +66,9 @@ class CrossModalMemory(Memory):
         self.reset_matrix()
 
     # -- the memory matrix --------------------------------------------------------------------
+    def memory_size(self) -> int:
+        return self.size
+
     @property
     def init_std(self) -> float:
         """Standard deviation of R2GenCMN's random initialisation: 1 / D."""

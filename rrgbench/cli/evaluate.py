@@ -12,9 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rrgbench.cli import echo, split_list
+from rrgbench.cli import echo
+from rrgbench.cli.run import add_scoring_flags, local_files, overrides_from
 
-_SET_HELP = "evaluation-time override: dataset.*, decode.* or data.eval_batch_size/num_workers/allow_missing"
+_SET_HELP = ("evaluation-time override: dataset.*, decode.*, scoring.* or data.eval_batch_size/num_workers/"
+             "allow_missing")
 
 
 def register(sub: Any) -> None:
@@ -25,9 +27,7 @@ def register(sub: Any) -> None:
     ev.add_argument("--out", default="runs", help="runs folder for the record (default runs/)")
     ev.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
     ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
-    ev.add_argument("--labeler", default="chexpert-rules", help="labeler for clinical-efficacy metrics")
-    ev.add_argument("--skip", action="append", default=[], metavar="METRIC",
-                    help="do not compute this metric key (e.g. meteor); recorded as unavailable")
+    add_scoring_flags(ev)
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
     ev.set_defaults(handler=cmd_evaluate)
 
@@ -41,15 +41,13 @@ def register(sub: Any) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from rrgbench.extension.options import parse_assignments
     from rrgbench.extension.plugins import registry
-    from rrgbench.run.loop import RunRequest, evaluate_checkpoint
-    from rrgbench.scoring.engine import ScoringContext
+    from rrgbench.run.evaluate import evaluate_checkpoint
+    from rrgbench.run.request import RunRequest
 
-    overrides = parse_assignments(args.overrides)
+    overrides = overrides_from(args)
     request = RunRequest(data_dir=args.data_dir, out=Path(args.out), device=args.device,
-                         progress=not args.no_progress and sys.stderr.isatty(), log=echo,
-                         scoring=ScoringContext(labeler=args.labeler, skip=frozenset(split_list(args.skip))))
+                         progress=not args.no_progress and sys.stderr.isatty(), log=echo, files=local_files(args))
     run = evaluate_checkpoint(registry(), args.checkpoint, request, dataset=args.dataset, overrides=overrides)
     echo(f"results: {run.path / 'results.json'}")
     return 0
@@ -58,7 +56,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from rrgbench.extension.options import parse_assignments
     from rrgbench.extension.plugins import registry
-    from rrgbench.run.loop import predict_report
+    from rrgbench.run.evaluate import predict_report
 
     report = predict_report(registry(), args.checkpoint, args.images, device=args.device,
                             overrides=parse_assignments(args.overrides))

@@ -67,7 +67,7 @@ def _check(args: argparse.Namespace) -> int:
         expected = load_suite(Path(args.suite)).expected()
     else:
         found = records_by_dataset(Path(args.runs))
-        expected = {d: sorted({r["model"] for r in records}) for d, records in found.items()}
+        expected = {d: sorted({r.model for r in records}) for d, records in found.items()}
     models = split_list(args.models)
     if models:
         expected = {d: sorted(set(m) | set(models)) for d, m in expected.items()} or {"synthetic": models}

@@ -31,9 +31,10 @@ def register(sub: Any) -> None:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override an option, e.g. --set memory.size=4096 (repeatable)")
     run.add_argument("--allow-missing", action="store_true", help="skip studies whose images are absent")
-    run.add_argument("--labeler", default="chexpert-rules", help="labeler for clinical-efficacy metrics")
-    run.add_argument("--skip", action="append", default=[], metavar="METRIC",
-                     help="do not compute this metric key (e.g. meteor); recorded as unavailable, never as 0")
+    add_scoring_flags(run)
+    run.add_argument("--efficiency", choices=("auto", "full", "fast", "off"),
+                     help="cost measurements after the test decode (shortcut for --set efficiency.mode=...; "
+                          "default auto: fast under 500 training steps, else full)")
     run.add_argument("--resume", nargs="?", const="auto", default=None, metavar="RUN_DIR",
                      help="continue the latest unfinished run of this configuration in --out (or RUN_DIR); "
                           "starts a new run when there is none")
@@ -41,14 +42,41 @@ def register(sub: Any) -> None:
     run.set_defaults(handler=cmd_run)
 
 
-def overrides_from(args: argparse.Namespace) -> dict[str, str]:
+def add_scoring_flags(parser: argparse.ArgumentParser) -> None:
+    """--labeler, --skip, --chexbert and --radgraph: shared by run, evaluate and suite."""
+    parser.add_argument("--labeler", help="labeler for clinical-efficacy metrics (shortcut for --set "
+                                          "scoring.labeler=...; default chexpert-rules)")
+    parser.add_argument("--skip", action="append", default=[], metavar="METRIC",
+                        help="do not compute this metric key (e.g. meteor); recorded as unavailable, never as 0")
+    parser.add_argument("--chexbert", metavar="PATH",
+                        help="CheXbert weights file chexbert.pth (for --labeler chexbert)")
+    parser.add_argument("--radgraph", metavar="DIR", help="RadGraph model folder (for the radgraph_* metrics)")
+
+
+def local_files(args: argparse.Namespace) -> Any:
+    from rrgbench.run.results import LocalFiles
+
+    def path(value: str | None) -> str | None:
+        return str(Path(value).expanduser()) if value else None
+
+    return LocalFiles(chexbert=path(getattr(args, "chexbert", None)), radgraph=path(getattr(args, "radgraph", None)))
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    """``--set`` assignments plus the flags that are shortcuts for one (flags win over --set)."""
     from rrgbench.extension.options import parse_assignments
 
-    overrides = parse_assignments(args.overrides)
-    if args.epochs is not None:
+    overrides: dict[str, Any] = dict(parse_assignments(args.overrides))
+    if getattr(args, "epochs", None) is not None:
         overrides["train.epochs"] = str(args.epochs)
     if getattr(args, "allow_missing", False):
         overrides["data.allow_missing"] = "true"
+    if getattr(args, "labeler", None):
+        overrides["scoring.labeler"] = args.labeler
+    if split_list(getattr(args, "skip", [])):
+        overrides["scoring.skip"] = split_list(args.skip)
+    if getattr(args, "efficiency", None):
+        overrides["efficiency.mode"] = args.efficiency
     return overrides
 
 
@@ -75,7 +103,7 @@ def resolve_configs(reg: Any, args: argparse.Namespace) -> list[Any]:
         config_file = Path(args.resume) / "config.json"
         if not config_file.is_file():
             raise ConfigError(f"--resume {args.resume}: not a run directory (no config.json in it)")
-        return [RunDir(Path(args.resume)).config()]
+        return [RunDir(Path(args.resume)).config(reg)]
     seeds = parse_seeds(args.seed if args.seed is not None else "0")
     if resume_dir and len(seeds) > 1:
         raise ConfigError("--resume RUN_DIR continues one run; give a single --seed (or none)")
@@ -91,7 +119,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     configs = resolve_configs(reg, args)  # all validated before anything heavy is imported
     from rrgbench.run import distributed
     from rrgbench.run.loop import RunRequest, run_training
-    from rrgbench.scoring.engine import ScoringContext
 
     info = distributed.env_info()
     say = distributed.silence(info, echo)
@@ -100,8 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for config in configs:
             request = RunRequest(data_dir=args.data_dir, out=Path(args.out), device=args.device,
                                  progress=not args.no_progress and sys.stderr.isatty(), log=say,
-                                 scoring=ScoringContext(labeler=args.labeler, skip=frozenset(split_list(args.skip))),
-                                 resume=args.resume)
+                                 files=local_files(args), resume=args.resume)
             run = run_training(reg, config, request)
             if run is not None:
                 say(f"results: {run.path / 'results.json'}")
@@ -109,18 +135,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         distributed.teardown()
     if len(configs) > 1 and info.is_main:
-        say(aggregate_line([config.seed for config in configs], [run.results() or {} for run in runs]))
+        say(aggregate_line([config.seed for config in configs], [_record(run) for run in runs]))
     return 0
 
 
-def aggregate_line(seeds: list[int], records: list[dict[str, Any]]) -> str:
+def _record(run: Any) -> Any:
+    from rrgbench.record import RESULTS_FILE, read_record
+
+    return read_record(run.path / RESULTS_FILE)
+
+
+def aggregate_line(seeds: list[int], records: list[Any]) -> str:
     """``mean ± std over seeds ...: metric m ± s, ...`` for every metric all records have a value for."""
     from rrgbench.metrics.statistics import mean_std
 
-    keys = list(records[0].get("metrics", {})) if records else []
+    keys = list(records[0].metrics) if records else []
     parts = []
     for key in keys:
-        values = [r.get("metrics", {}).get(key, {}).get("value") for r in records]
+        values = [r.value(key) for r in records]
         if values and all(isinstance(v, (int, float)) for v in values):
             mean, std = mean_std(values)
             parts.append(f"{key} {mean:.4f} ± {std:.4f}")

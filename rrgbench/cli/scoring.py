@@ -3,20 +3,21 @@
 * ``score``: an external system's predictions against references (CSV or JSONL, ``id`` + ``report``), written
   as a run-shaped record (:mod:`rrgbench.scoring.external`).
 * ``label``: the 14 CheXpert observations of every report of a file, with any registered labeler.
-* ``compare``: paired tests between two runs, or mean ± std over seeds with ``--seeds`` (:mod:`rrgbench.scoring.compare`).
+* ``compare``: paired tests between two runs, or mean ± std over seeds with ``--seeds``
+  (:mod:`rrgbench.scoring.compare`).
 
-``--chexbert PATH`` and ``--radgraph DIR`` set ``$RRGBENCH_CHEXBERT`` / ``$RRGBENCH_RADGRAPH`` for this process
-(where the CheXbert weights and the RadGraph model folder are).
+``--chexbert PATH`` and ``--radgraph DIR`` say where the CheXbert weights and the RadGraph model
+folder are.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
 from rrgbench.cli import echo, split_list
+from rrgbench.cli.run import local_files
 
 _MAPPINGS = ("r2gen", "chexbert")
 
@@ -28,8 +29,8 @@ def register(sub: Any) -> None:
 
 
 def _weights_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--chexbert", metavar="PATH", help="CheXbert weights chexbert.pth (sets RRGBENCH_CHEXBERT)")
-    parser.add_argument("--radgraph", metavar="DIR", help="RadGraph model folder (sets RRGBENCH_RADGRAPH)")
+    parser.add_argument("--chexbert", metavar="PATH", help="CheXbert weights file chexbert.pth")
+    parser.add_argument("--radgraph", metavar="DIR", help="RadGraph model folder")
 
 
 def _scoring_options(parser: argparse.ArgumentParser, labeler_default: str | None) -> None:
@@ -71,7 +72,7 @@ def _register_label(sub: Any) -> None:
     cmd.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
                      help="labeler option, e.g. --set checkpoint=/models/chexbert.pth (rrgbench list labelers "
                           "--options)")
-    cmd.add_argument("--chexbert", metavar="PATH", help="CheXbert weights chexbert.pth (sets RRGBENCH_CHEXBERT)")
+    cmd.add_argument("--chexbert", metavar="PATH", help="CheXbert weights file chexbert.pth (for --labeler chexbert)")
     cmd.set_defaults(handler=cmd_label)
 
 
@@ -90,16 +91,6 @@ def _register_compare(sub: Any) -> None:
     cmd.set_defaults(handler=cmd_compare)
 
 
-def _apply_weights(args: argparse.Namespace) -> None:
-    from rrgbench.metrics.labelers.chexbert import ENV_CHECKPOINT
-    from rrgbench.metrics.radgraph import ENV_DIR
-
-    if getattr(args, "chexbert", None):
-        os.environ[ENV_CHECKPOINT] = str(Path(args.chexbert).expanduser())
-    if getattr(args, "radgraph", None):
-        os.environ[ENV_DIR] = str(Path(args.radgraph).expanduser())
-
-
 def _context(args: argparse.Namespace, labeler: str, uncertain: str) -> Any:
     from rrgbench.errors import ConfigError
     from rrgbench.extension.plugins import registry
@@ -109,32 +100,33 @@ def _context(args: argparse.Namespace, labeler: str, uncertain: str) -> Any:
         raise ConfigError(f"--resamples must be at least 1, got {args.resamples}")
     reg = registry()
     reg.get("labeler", labeler)  # unknown name: one-line error with suggestions, before any scoring
+    files = local_files(args)
     return ScoringContext(labeler=labeler, uncertain=uncertain, n_resamples=args.resamples, seed=args.seed,
-                          registry=reg, skip=frozenset(split_list(args.skip)))
+                          registry=reg, skip=frozenset(split_list(args.skip)), chexbert=files.chexbert,
+                          radgraph=files.radgraph)
 
 
-def _metric_line(key: str, entry: dict[str, Any]) -> str:
-    if entry.get("value") is None:
-        return f"  {key:<22} n/a  ({entry.get('unavailable', 'not computed')})"
-    ci = entry.get("ci95")
+def _metric_line(key: str, entry: Any) -> str:
+    if entry.value is None:
+        return f"  {key:<22} n/a  ({entry.unavailable or 'not computed'})"
+    ci = entry.ci95
     interval = f"  [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
-    return f"  {key:<22} {entry['value']:.4f}{interval}"
+    return f"  {key:<22} {entry.value:.4f}{interval}"
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     from rrgbench.scoring.external import ExternalRequest, score_external
 
-    _apply_weights(args)
     context = _context(args, args.labeler, args.uncertain or "r2gen")
     request = ExternalRequest(predictions=Path(args.predictions), references=Path(args.references),
                               out=Path(args.out), name=args.name, dataset=args.dataset, clean=args.clean,
                               allow_partial=args.allow_partial, text_column=args.column)
     record = score_external(request, context)
-    matching = record["protocol"]["matching"]
-    echo(f"{record['model']} on {record['dataset']}: {matching['studies']} studies"
+    matching = (record.protocol.external or {})["matching"]
+    echo(f"{record.model} on {record.dataset}: {matching['studies']} studies"
          + (f" ({matching['missing_in_predictions']} missing, {matching['extra_in_predictions']} extra left out)"
             if matching["partial"] else ""))
-    for key, entry in record["metrics"].items():
+    for key, entry in record.metrics.items():
         echo(_metric_line(key, entry))
     echo(f"results: {Path(args.out) / 'results.json'}")
     return 0
@@ -145,8 +137,10 @@ def cmd_label(args: argparse.Namespace) -> int:
     from rrgbench.metrics.labelers.registry import build_labeler
     from rrgbench.scoring.external import label_file
 
-    _apply_weights(args)
-    labeler = build_labeler(None, args.labeler, parse_assignments(args.options))
+    options: dict[str, Any] = dict(parse_assignments(args.options))
+    if args.chexbert:
+        options["checkpoint"] = str(Path(args.chexbert).expanduser())
+    labeler = build_labeler(None, args.labeler, options)
     count = label_file(labeler, args.input, args.out, args.column)
     echo(f"labelled {count} reports with {labeler.name}: {args.out}")
     return 0
@@ -154,12 +148,12 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 def _recorded_settings(run: Path) -> dict[str, Any]:
     """Labeler and mapping run A was scored with (from its results.json), if recorded."""
-    import json
+    from rrgbench.errors import RRGBenchError
+    from rrgbench.record import RESULTS_FILE, read_record
 
-    file = run / "results.json"
     try:
-        clinical = json.loads(file.read_text(encoding="utf-8"))["protocol"]["clinical"]
-    except (OSError, ValueError, KeyError, TypeError):
+        clinical = read_record(run / RESULTS_FILE).protocol.metric_groups.get("clinical") or {}
+    except RRGBenchError:
         return {}
     return {"labeler": clinical.get("labeler"), "uncertain": clinical.get("uncertain_mapping")}
 
@@ -183,7 +177,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if args.out:
             write_json(Path(args.out), {label: {k: list(v) for k, v in s.items()} for label, s in summaries.items()})
         return 0
-    _apply_weights(args)
     run_a, run_b = single_run(args.run_a), single_run(args.run_b)
     recorded = _recorded_settings(run_a.path)
     context = _context(args, args.labeler or recorded.get("labeler") or "chexpert-rules",

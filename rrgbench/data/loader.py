@@ -36,15 +36,15 @@ class Batch:
         return Batch(self.ids, self.images.to(device, non_blocking=True), self.target_ids.to(device), self.reports)
 
 
-def image_transform(data: dict[str, Any], train: bool) -> Any:
-    """The protocol's image transform for training or evaluation."""
+def image_transform(data: Any, train: bool) -> Any:
+    """The protocol's image transform for training or evaluation (``data``: the run's ``DataOptions``)."""
     from torchvision import transforms as T
 
-    size = data["image_size"]
+    size = data.image_size
     steps: list[Any]
     if train:
-        steps = [T.Resize(data["train_resize"]), T.RandomCrop(size)]
-        if data["flip"]:
+        steps = [T.Resize(data.train_resize), T.RandomCrop(size)]
+        if data.flip:
             steps.append(T.RandomHorizontalFlip())
     else:
         steps = [T.Resize((size, size))]
@@ -59,10 +59,10 @@ def encode_target(tokenizer: Tokenizer, report: str, max_len: int) -> list[int]:
 class StudyDataset(Dataset):
     """Studies of one split as (id, images [V, 3, H, W], target ids, raw report)."""
 
-    def __init__(self, studies: Sequence[Study], image_root: Path, tokenizer: Tokenizer, data: dict[str, Any],
+    def __init__(self, studies: Sequence[Study], image_root: Path, tokenizer: Tokenizer, data: Any,
                  train: bool, decoded: dict[str, Any] | None = None) -> None:
         self.studies, self.image_root, self.tokenizer = list(studies), Path(image_root), tokenizer
-        self.max_len = data["max_len"]
+        self.max_len = data.max_len
         self.transform = image_transform(data, train)
         self._decoded = decoded
 

@@ -25,7 +25,6 @@ class DatasetSource:
     n_views: int
     cleaning_style: str
     notes: dict[str, Any] = field(default_factory=dict)
-    truth: dict[str, dict[str, int]] | None = None  # ground-truth findings per study id, when known
 
     def sizes(self) -> dict[str, int]:
         return {split: len(self.splits.get(split, [])) for split in SPLITS}

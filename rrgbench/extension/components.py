@@ -1,8 +1,9 @@
 """Component contracts: the four kinds of module a model is composed of, and their output types.
 
     Encoder    images [B, V, C, H, W]                 -> VisualFeatures(tokens [B, N, D], pooled [B, D])
-    Memory     queries [B, L, D], modality             -> MemoryOutput(consolidated, retrieved, scores, indices)
-               initialize(visual_feats, text_feats)    optional data-driven initialisation
+    Memory     queries [B, L, D], modality, mask [B, L] -> MemoryOutput(consolidated, retrieved, scores, indices)
+               applies_to (required: the modalities it consolidates), memory_size() (N_m, for cost plots)
+               initialize(summary)                     optional data-driven initialisation
     Alignment  visual MemoryOutput, text MemoryOutput or None -> AlignmentOutput(semantic [B, K, D] | None, loss)
     Decoder    embed(ids) -> word embeddings; encode(context, semantic) -> encoded state;
                decode(encoded, embeddings, cache) -> logits, cache  (full pass when cache is None,
@@ -84,13 +85,23 @@ class Encoder(nn.Module):
 
 
 class Memory(nn.Module):
-    """Memory bank. ``applies_to`` says which modalities it consolidates."""
+    """Memory bank.
 
-    applies_to: tuple[str, ...] = ()
+    A subclass must set ``applies_to``: the modalities (``"visual"``, ``"text"``) whose features it
+    consolidates; the model calls it for exactly those (a recipe whose memory applies to nothing is refused
+    when the model is built). ``forward(queries [B, L, D], modality, mask [B, L] or None)`` returns a
+    :class:`MemoryOutput`; ``mask`` is True where a text query is a real token (padding excluded).
+    """
+
+    applies_to: tuple[str, ...]
 
     def forward(self, queries: torch.Tensor, modality: str,
                 mask: torch.Tensor | None = None) -> MemoryOutput:  # pragma: no cover - contract
         raise NotImplementedError
+
+    def memory_size(self) -> int | None:
+        """The number of memory slots N_m (None for a memory that is not a slot bank)."""
+        return None
 
     def wants_initialization(self) -> bool:
         """True when :meth:`initialize` should run on training-set features before training."""
@@ -134,6 +145,8 @@ class Decoder(nn.Module):
 
 class NoMemory(Memory):
     """Identity memory: the ``none`` choice used by ablations and plain baselines."""
+
+    applies_to = ()
 
     def forward(self, queries: torch.Tensor, modality: str, mask: torch.Tensor | None = None) -> MemoryOutput:
         return MemoryOutput(consolidated=queries, mask=mask)

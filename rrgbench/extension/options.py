@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -158,6 +159,8 @@ def _check(key: str, value: Any, meta: Mapping[str, Any], where: str) -> Any:
             + did_you_mean(str(value), map(str, choices))
         )
     low, high = meta.get("min"), meta.get("max")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}.{key}: {value} is not a finite number")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if low is not None and value < low:
             raise ConfigError(f"{where}.{key}: {value} is below the minimum {low}")

@@ -60,10 +60,12 @@ class Entry:
 
 
 class Registry:
-    """All registered entries, by kind, with helpful lookup errors."""
+    """All registered entries, by kind, with helpful lookup errors, and the plugin objects they came from."""
 
     def __init__(self) -> None:
         self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        self.plugins: dict[str, object] = {}  # plugin name -> the module or object implementing its hooks
+        self.distributions: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version)
 
     def add(self, entry: Entry) -> None:
         existing = self._entries[entry.kind].get(entry.name)
@@ -127,6 +129,10 @@ class PluginHost:
 
     def _collect(self) -> Registry:
         registry = Registry()
+        registry.plugins = dict(self.pm.list_name_plugin())
+        dists = {id(plugin): dist for plugin, dist in self.pm.list_plugin_distinfo()}
+        registry.distributions = {name: (dists[id(plugin)].project_name, dists[id(plugin)].version)
+                                  for name, plugin in registry.plugins.items() if id(plugin) in dists}
         for kind in KINDS:
             hook = getattr(self.pm.hook, _HOOK_OF_KIND[kind])
             for impl in hook.get_hookimpls():

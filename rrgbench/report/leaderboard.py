@@ -52,13 +52,14 @@ from pathlib import Path
 from typing import Any
 
 from rrgbench.io import atomic_write, write_text
+from rrgbench.record import RunRecord
+from rrgbench.record import load_records as read_records
 
-METRIC_ORDER = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider")
 PLOT_METRICS = ("bleu_1", "bleu_4", "meteor", "rouge_l", "cider", "ce_f1_micro", "ce_f1_macro", "radgraph_f1")
 PLOTS = ("metrics.png", "quality_vs_latency.png", "retrieval_overhead.png", "ablations.png")
 RECORDS_FOLDER = "records"
 REPORT_FILES = ("leaderboard.md", "leaderboard.csv", "runs.csv", "leaderboard.html", *PLOTS)
-Record = dict[str, Any]
+Record = RunRecord
 
 
 # -- columns ----------------------------------------------------------------------------------------
@@ -88,17 +89,15 @@ def _dig(record: Record, *path: str) -> Any:
 
 
 def _efficiency_reason(record: Record) -> str:
-    if _dig(record, "protocol", "source") == "external":
-        return "external predictions: no model was run, so there are no efficiency figures"
-    if not record.get("efficiency"):
-        return "no efficiency figures in this record"
+    if record.efficiency.unavailable:
+        return record.efficiency.unavailable
     return "not measured in this record (older schema or measurement switched off)"
 
 
 def _efficiency_getter(path: tuple[str, ...], scale: float = 1.0, reason_path: tuple[str, ...] | None = None,
                        fallback: tuple[str, ...] | None = None) -> Callable[[Record], tuple[float | None, str | None]]:
     def get(record: Record) -> tuple[float | None, str | None]:
-        eff = record.get("efficiency") or {}
+        eff = record.to_json()["efficiency"]
         value = _dig(eff, *path)
         if value is None and fallback is not None:
             value = _dig(eff, *fallback)
@@ -112,9 +111,8 @@ def _efficiency_getter(path: tuple[str, ...], scale: float = 1.0, reason_path: t
 
 
 def _peak_memory(record: Record) -> tuple[float | None, str | None]:
-    run = _dig(record.get("efficiency") or {}, "peak_memory", "run") or {}
-    value = run.get("cuda_max_allocated_bytes", run.get("peak_rss_bytes"))
-    if isinstance(value, (int, float)):
+    value = record.efficiency.peak_memory_bytes
+    if value is not None:
         return value / 2**20, None
     return None, _efficiency_reason(record)
 
@@ -123,8 +121,7 @@ EFFICIENCY_COLUMNS = (
     Column("params_m", "params (M)", False, "efficiency", 2,
            _efficiency_getter(("parameters", "total"), 1e-6)),
     Column("train_samples_per_s", "train samples/s", True, "efficiency", 1,
-           _efficiency_getter(("train", "samples_per_second"), reason_path=("train", "unavailable"),
-                              fallback=("train_samples_per_second",))),
+           _efficiency_getter(("train", "samples_per_second"))),
     Column("latency_ms", "latency b1 (ms)", False, "efficiency", 1,
            _efficiency_getter(("inference", "latency_batch1", "seconds", "median"), 1e3,
                               reason_path=("inference", "unavailable"))),
@@ -143,16 +140,8 @@ EFFICIENCY_KEYS = tuple(c.key for c in EFFICIENCY_COLUMNS)
 
 # -- records and rows -------------------------------------------------------------------------------
 def load_records(runs: Path) -> list[Record]:
-    """Every finished run record below ``runs``."""
-    records = []
-    for path in sorted(Path(runs).rglob("results.json")):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, OSError, UnicodeDecodeError):
-            continue
-        if isinstance(record, dict) and "metrics" in record and "model" in record:
-            records.append(portable(record))
-    return records
+    """Every run record below ``runs`` (home folder written ``~``); an unreadable one is an error naming it."""
+    return [RunRecord.from_json(portable(record.to_json())) for record in read_records(runs).records]
 
 
 def portable(value: Any, home: str | None = None) -> Any:
@@ -170,8 +159,11 @@ def portable(value: Any, home: str | None = None) -> Any:
 
 def variant_key(record: Record) -> str:
     """Fingerprint of everything in the configuration but the seed: runs that differ only by seed share it."""
-    config = {k: v for k, v in (record.get("config") or {}).items() if k not in ("seed", "user_overrides")}
-    text = json.dumps([record["model"], record.get("profile"), config], sort_keys=True, default=str)
+    config = {k: v for k, v in (record.config or {}).items() if k not in ("seed", "overrides", "sources")}
+    sections = dict(config.get("sections") or {})
+    sections.pop("efficiency", None)
+    config["sections"] = sections
+    text = json.dumps([record.model, record.profile, config], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -179,7 +171,7 @@ def row_labels(records: Sequence[Record]) -> dict[str, str]:
     """variant key -> row label: the model name, plus what tells variants of one model apart."""
     by_model: dict[str, dict[str, Record]] = defaultdict(dict)
     for record in records:
-        by_model[record["model"]].setdefault(variant_key(record), record)
+        by_model[record.model].setdefault(variant_key(record), record)
     labels = {}
     for model, variants in by_model.items():
         if len(variants) == 1:
@@ -191,7 +183,7 @@ def row_labels(records: Sequence[Record]) -> dict[str, str]:
         parts = {key: [f"{k}={overrides[key][k]}" for k in differing if k in overrides[key]] for key in variants}
         for key, record in variants.items():
             if not parts[key] and _profiles_differ(variants):
-                parts[key] = [f"profile={record.get('profile')}"]
+                parts[key] = [f"profile={record.profile}"]
         plain = [key for key in variants if not parts[key]]
         for key in variants:
             if parts[key]:
@@ -202,21 +194,21 @@ def row_labels(records: Sequence[Record]) -> dict[str, str]:
 
 
 def _overrides(record: Record) -> dict[str, Any]:
-    return dict(_dig(record, "config", "user_overrides") or {})
+    return record.user_overrides
 
 
 def _profiles_differ(variants: Mapping[str, Record]) -> bool:
-    return len({r.get("profile") for r in variants.values()}) > 1
+    return len({r.profile for r in variants.values()}) > 1
 
 
 def metric_columns(records: Sequence[Record]) -> list[Column]:
-    """Quality columns: every metric key of the records, the usual NLG order first."""
-    keys: list[str] = [k for k in METRIC_ORDER if any(k in r["metrics"] for r in records)]
+    """Quality columns: every metric key of the records, in the order the records list them."""
+    keys: list[str] = []
     for record in records:
-        keys.extend(k for k in record["metrics"] if k not in keys)
+        keys.extend(k for k in record.metrics if k not in keys)
     columns = []
     for key in keys:
-        higher = next((r["metrics"][key].get("higher_is_better", True) for r in records if key in r["metrics"]), True)
+        higher = next((r.metrics[key].higher_is_better for r in records if key in r.metrics), True)
         columns.append(Column(key, key, bool(higher), "quality", 4))
     return columns
 
@@ -242,13 +234,13 @@ def _observe(record: Record, column: Column) -> tuple[float | None, tuple[float,
         assert column.getter is not None
         value, reason = column.getter(record)
         return value, None, reason
-    entry = record["metrics"].get(column.key)
+    entry = record.metrics.get(column.key)
     if entry is None:
         return None, None, "not computed in this run (metric not registered at the time)"
-    value = entry.get("value")
+    value = entry.value
     if value is None:
-        return None, None, entry.get("unavailable") or "not computed"
-    ci = entry.get("ci95")
+        return None, None, entry.unavailable or "not computed"
+    ci = entry.ci95
     return float(value), (float(ci[0]), float(ci[1])) if ci and None not in ci else None, None
 
 
@@ -304,8 +296,8 @@ def latest_per_seed(records: Sequence[Record]) -> list[Record]:
     """One record per configuration and seed: the most recently created (a rerun replaces the old run)."""
     latest: dict[tuple[str, Any], Record] = {}
     for record in records:
-        key = (variant_key(record), record.get("seed"))
-        if key not in latest or str(record.get("created", "")) >= str(latest[key].get("created", "")):
+        key = (variant_key(record), record.seed)
+        if key not in latest or record.created >= latest[key].created:
             latest[key] = record
     return list(latest.values())
 
@@ -318,7 +310,7 @@ def build_board(dataset: str, records: Sequence[Record]) -> Board:
     for record in records:
         label = labels[variant_key(record)]
         board.runs.setdefault(label, []).append(record)
-        board.models[label] = record["model"]
+        board.models[label] = record.model
     board.rows = sorted(board.runs, key=lambda label: (board.models[label], label))
     board.quality, board.efficiency = metric_columns(records), list(EFFICIENCY_COLUMNS)
     for label in board.rows:
@@ -329,13 +321,13 @@ def build_board(dataset: str, records: Sequence[Record]) -> Board:
 
 def labeler_of(records: Sequence[Record]) -> str:
     """Which labeler produced the clinical-efficacy metrics of these runs."""
-    names = sorted({str(_dig(r, "protocol", "clinical", "labeler")) for r in records
-                    if _dig(r, "protocol", "clinical", "labeler")})
+    names = sorted({str(r.protocol.metric_groups["clinical"]["labeler"]) for r in records
+                    if (r.protocol.metric_groups.get("clinical") or {}).get("labeler")})
     return ", ".join(names) if names else "n/a"
 
 
 def seeds_of(records: Sequence[Record]) -> str:
-    seeds = sorted({r.get("seed") for r in records if r.get("seed") is not None})
+    seeds = sorted({r.seed for r in records if r.seed is not None})
     return ",".join(str(s) for s in seeds) if seeds else "-"
 
 
@@ -454,13 +446,13 @@ def ablation_markdown(board: Board) -> list[str]:
 
 # -- environment ----------------------------------------------------------------------------------------
 def environment_lines(records: Sequence[Record]) -> list[str]:
-    devices = sorted({f"{_dig(r, 'environment', 'device')} ({_dig(r, 'environment', 'device_name')})"
-                      for r in records if _dig(r, "environment", "device")})
-    threads = sorted({str(t) for r in records if (t := _dig(r, "efficiency", "device", "torch_threads"))})
+    devices = sorted({f"{r.environment.device} ({r.environment.device_name})" for r in records
+                      if r.environment.device})
+    threads = sorted({str(t) for r in records if (t := r.efficiency.device.get("torch_threads"))})
     commits = sorted({f"{c['commit'][:10]}{' (dirty)' if c.get('dirty') else ''}" for r in records
-                      if isinstance(c := _dig(r, "environment", "git"), Mapping) and c.get("commit")})
-    profiles = sorted({str(r.get("profile")) for r in records if r.get("profile")})
-    created = sorted(str(r.get("created")) for r in records if r.get("created"))
+                      if isinstance(c := r.environment.git, Mapping) and c.get("commit")})
+    profiles = sorted({str(r.profile) for r in records if r.profile})
+    created = sorted(r.created for r in records if r.created)
     lines = ["", "## Environment", "", f"- runs: {len(records)}"
              + (f", created {created[0]} … {created[-1]}" if created else "")]
     lines.append(f"- devices: {', '.join(devices) or 'n/a'}" + (f"; torch threads: {', '.join(threads)}"
@@ -524,8 +516,8 @@ def runs_frame(board: Board) -> Any:
     rows = []
     for label in board.rows:
         for record in board.runs[label]:
-            row: dict[str, Any] = {"model": label, "recipe": record["model"], "seed": record.get("seed"),
-                                   "run_id": record.get("run_id"), "profile": record.get("profile")}
+            row: dict[str, Any] = {"model": label, "recipe": record.model, "seed": record.seed,
+                                   "run_id": record.run_id, "profile": record.profile}
             row.update({c.key: _observe(record, c)[0] for c in board.columns})
             rows.append(row)
     return pd.DataFrame(rows)
@@ -665,9 +657,10 @@ def plot_retrieval(board: Board) -> bytes:
     points = []
     for label in board.rows:
         for record in board.runs[label]:
-            size = _dig(record, "efficiency", "retrieval", "memory_size")
-            forward = _dig(record, "efficiency", "retrieval", "share_of_forward")
-            generate = _dig(record, "efficiency", "retrieval", "share_of_generate")
+            retrieval = record.efficiency.retrieval
+            size = retrieval.memory_size if retrieval else None
+            forward = retrieval.share_of_forward if retrieval else None
+            generate = retrieval.share_of_generate if retrieval else None
             if isinstance(size, int) and isinstance(forward, (int, float)):
                 points.append((label, size, 100 * forward, 100 * generate if generate is not None else None))
     if not points:
@@ -823,13 +816,13 @@ def write_records(records: Sequence[Record], folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     taken: set[Path] = set()
     for record in records:
-        base = folder / _safe_name(str(record["model"])) / _safe_name(str(record.get("run_id") or "run"))
+        base = folder / _safe_name(record.model) / _safe_name(record.run_id or "run")
         path, n = base, 1
         while path in taken:  # two records with one run id (hand-made or copied records)
             n += 1
             path = base.with_name(f"{base.name}-{n}")
         taken.add(path)
-        write_text(path / "results.json", json.dumps(record, indent=1) + "\n")
+        write_text(path / "results.json", json.dumps(record.to_json(), indent=1) + "\n")
 
 
 def _safe_name(text: str) -> str:
@@ -839,7 +832,7 @@ def _safe_name(text: str) -> str:
 def records_by_dataset(runs: Path) -> dict[str, list[Record]]:
     by_dataset: dict[str, list[Record]] = defaultdict(list)
     for record in load_records(runs):
-        by_dataset[str(record["dataset"])].append(record)
+        by_dataset[record.dataset].append(record)
     return dict(sorted(by_dataset.items()))
 
 

@@ -44,78 +44,68 @@ mode, under the same autocast as decoding; CUDA is synchronised around every tim
     component records ``vs_no_memory`` as unavailable with the reason.
 
 Every measurement is guarded: if one fails, its entry holds ``{"error": ...}`` and the run still
-finishes. Settings come from :class:`EfficiencySettings` (defaults: 2 warm-up + 5 timed calls at
-batch 1, 2 timed batches, 1 warm-up + 2 profiled repeats). ``RRGBENCH_EFFICIENCY`` changes them
-(``"repeats=3,batch_repeats=1"``; ``off`` skips the inference measurements); the settings used are
-recorded.
+finishes. How much is measured is the run's ``efficiency`` section (``--efficiency`` on the command line,
+``efficiency:`` in a suite): ``full`` (2 warm-up + 5 timed calls at batch 1, 2 timed batches, 1 warm-up + 2
+profiled repeats), ``fast`` (1 + 2, 1 batch, 1 profiled repeat), ``off`` (parameters, training step times
+and the test decode only) or ``auto`` (``fast`` for a run of under 500 training steps, else ``full``);
+the settings used are recorded.
 """
 
 from __future__ import annotations
 
-import os
 import resource
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from rrgbench.config import EfficiencyOptions
 from rrgbench.data.loader import Batch
-from rrgbench.errors import ConfigError
 from rrgbench.extension.components import NoMemory, index_batch
+from rrgbench.record import DecodeCost, Efficiency, Inference, Retrieval, Timing, TrainCost
 
 COMPONENTS = ("encoder", "memory", "alignment", "decoder")
 DECODER_METHODS = ("embed", "encode", "init_cache", "decode")
-ENV_VAR = "RRGBENCH_EFFICIENCY"
 Logger = Callable[[str], None]
 
 
 # -- settings -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class EfficiencySettings:
-    """How much to measure; the defaults keep a CPU run cheap (a few extra decodes)."""
+    """How much to measure (the run's ``efficiency`` section resolved to counts)."""
 
-    enabled: bool = True
+    mode: str = "full"  # full, fast or off (auto is resolved by :meth:`for_run`)
     warmup: int = 2  # untimed generate calls at batch 1
     repeats: int = 5  # timed generate calls at batch 1
     batch_repeats: int = 2  # timed generate calls on a whole test batch
     profile_repeats: int = 2  # profiled (hooked) repeats of each workload (and of the no-memory comparison)
     budget_seconds: float = 120.0  # soft cap on the time spent on inference measurements
-    note: str = ""  # why the defaults are used (an unreadable RRGBENCH_EFFICIENCY), if so
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "off"
 
     @classmethod
-    def from_env(cls, text: str | None = None) -> EfficiencySettings:
-        """Parse ``RRGBENCH_EFFICIENCY`` (``off`` or ``key=value,...``); unset gives the defaults."""
-        text = os.environ.get(ENV_VAR, "") if text is None else text
-        values: dict[str, Any] = {}
-        known = {f.name: f.type for f in fields(cls) if f.name not in ("enabled", "note")}
-        for part in (p.strip() for p in text.split(",") if p.strip()):
-            if part in ("off", "on"):
-                values["enabled"] = part == "on"
-                continue
-            key, sep, value = part.partition("=")
-            if not sep or key not in known:
-                raise ConfigError(f"{ENV_VAR}: expected 'off' or key=value with key in {', '.join(known)}; "
-                                  f"got '{part}'")
-            try:
-                values[key] = float(value) if key == "budget_seconds" else int(value)
-            except ValueError:
-                raise ConfigError(f"{ENV_VAR}: '{key}' needs a number, got '{value}'") from None
-        return cls(**values)
+    def for_run(cls, options: EfficiencyOptions, train_steps: int) -> EfficiencySettings:
+        """``auto`` is ``fast`` for runs of under :data:`AUTO_FULL_STEPS` training steps, else ``full``."""
+        mode = options.mode
+        if mode == "auto":
+            mode = "full" if train_steps >= AUTO_FULL_STEPS else "fast"
+        return cls(mode=mode, budget_seconds=options.budget_seconds, **PRESETS.get(mode, {}))
 
-    @classmethod
-    def from_env_or_defaults(cls) -> EfficiencySettings:
-        """Like :meth:`from_env`, but a malformed value falls back to the defaults (noted) instead of
-        failing a run that has already trained."""
-        try:
-            return cls.from_env()
-        except ConfigError as exc:
-            return cls(note=f"defaults used: {exc}")
+
+AUTO_FULL_STEPS = 500
+PRESETS: dict[str, dict[str, int]] = {
+    "full": {"warmup": 2, "repeats": 5, "batch_repeats": 2, "profile_repeats": 2},
+    "fast": {"warmup": 1, "repeats": 2, "batch_repeats": 1, "profile_repeats": 1},
+    "off": {"warmup": 0, "repeats": 0, "batch_repeats": 0, "profile_repeats": 0},
+}
 
 
 @dataclass
@@ -130,12 +120,15 @@ class EfficiencyInputs:
     eos_id: int
     train_step_seconds: list[float] = field(default_factory=list)
     train_samples: list[int] = field(default_factory=list)
-    decode_seconds: float | None = None
-    n_test: int = 0
+    test_set_decode: DecodeCost | None = None
     registry: Any = None
     autocast: Callable[[], Any] = nullcontext
     log: Logger | None = None
-    settings: EfficiencySettings = field(default_factory=EfficiencySettings.from_env_or_defaults)
+    settings: EfficiencySettings | None = None
+
+    def __post_init__(self) -> None:
+        if self.settings is None:
+            self.settings = EfficiencySettings.for_run(self.config.efficiency, len(self.train_step_seconds))
 
 
 # -- small helpers ------------------------------------------------------------------------------
@@ -163,25 +156,16 @@ def timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
     return time.perf_counter() - start, result
 
 
-def _count(module: nn.Module, trainable: bool = False) -> int:
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable)
-
-
-def count_parameters(model: nn.Module) -> dict[str, int]:
-    """Total and trainable parameters, and the total of each component."""
-    counts = {"total": _count(model), "trainable": _count(model, trainable=True)}
-    counts.update({name: _count(getattr(model, name)) for name in COMPONENTS if hasattr(model, name)})
-    return counts
-
-
-def train_figures(step_seconds: list[float], samples: list[int]) -> dict[str, Any]:
-    """Step time summary and samples/s; the first step is warm-up when there are several."""
+def train_figures(step_seconds: list[float], samples: list[int]) -> TrainCost | None:
+    """Step time summary and samples/s (the median batch over the median step: a pause during training
+    moves neither); the first step is warm-up when there are several. None when nothing was trained."""
     steps, counts = (step_seconds[1:], samples[1:]) if len(step_seconds) > 1 else (step_seconds, samples)
     if not steps:
-        return {"steps_timed": 0, "step_seconds": summarize([]), "samples_per_second": None,
-                "unavailable": "no training steps were run (train.epochs = 0)"}
-    return {"steps_timed": len(steps), "warmup_steps_excluded": len(step_seconds) - len(steps),
-            "step_seconds": summarize(steps), "samples_per_second": float(sum(counts) / sum(steps))}
+        return None
+    timing = summarize(steps)
+    return TrainCost(steps_timed=len(steps), warmup_steps_excluded=len(step_seconds) - len(steps),
+                     step_seconds=Timing(**timing),
+                     samples_per_second=float(np.median(counts)) / timing["median"] if timing["median"] else None)
 
 
 # -- peak memory --------------------------------------------------------------------------------
@@ -339,12 +323,11 @@ def generate_fn(model: nn.Module, images: torch.Tensor, config: Any, bos_id: int
     """A call that generates reports for ``images`` with the run's decoding settings."""
     from rrgbench.decode import generate
 
-    dec, data = config.sections["decode"], config.sections["data"]
-    max_len = dec["max_len"] or data["max_len"]
+    dec, max_len = config.decode, config.decode_max_len
 
     def run() -> list[list[int]]:
         with torch.no_grad(), autocast():
-            return generate(model, images, dec["method"], dec["beam_size"], max_len, bos_id, eos_id)
+            return generate(model, images, dec.method, dec.beam_size, max_len, bos_id, eos_id)
 
     return run
 
@@ -437,16 +420,14 @@ def memory_replaced_by_identity(model: nn.Module) -> Iterator[None]:
 
 def counterpart_model(inputs: EfficiencyInputs, name: str) -> nn.Module:
     """The declared no-memory recipe, built with this run's dataset, profile and applicable overrides."""
-    from rrgbench.config import resolve_config, schemas_for
-    from rrgbench.extension import options as opt
+    from rrgbench.config import applicable, resolve_config
     from rrgbench.model import build_model
 
     registry, config = inputs.registry, inputs.config
-    probe = resolve_config(registry, name, config.dataset, profile=config.profile, seed=config.seed)
-    schemas = schemas_for(registry, probe.components, config.dataset)
-    known = {f"{section}.{info.name}" for section, schema in schemas.items() for info in opt.describe(schema)}
-    overrides = {k: v for k, v in config.user_overrides.items() if k in known}
-    resolved = resolve_config(registry, name, config.dataset, overrides, profile=config.profile, seed=config.seed)
+    resolved = resolve_config(registry, name, config.dataset,
+                              applicable(registry, name, config.dataset, config.user_overrides),
+                              profile=config.profile, seed=config.seed,
+                              suite_overrides=config.overrides.get("suite"))
     return build_model(registry, resolved, inputs.model.context).to(inputs.device).eval()
 
 
@@ -460,9 +441,8 @@ def vs_no_memory(inputs: EfficiencyInputs, batch: Any) -> dict[str, Any]:
         reason = "the model has no memory component" + (
             f" (its decoder's {', '.join(nested)} cannot be removed without changing the model)" if nested else "")
         return {"method": None, "unavailable": reason}
-    dec = config.sections["decode"]
-    steps = dec["max_len"] or config.sections["data"]["max_len"]
-    rows = 1 if dec["method"] == "greedy" else dec["beam_size"]
+    steps = config.decode_max_len
+    rows = 1 if config.decode.method == "greedy" else config.decode.beam_size
 
     def workloads(subject: nn.Module) -> tuple[Callable[[], Any], Callable[[], Any]]:
         return (forward_fn(subject, batch.images, batch.target_ids, inputs.autocast),
@@ -516,11 +496,11 @@ def _overhead(with_memory: float | None, without: float | None) -> float | None:
 
 def training_sized(batch: Any, config: Any) -> Any:
     """The first ``data.batch_size`` studies of a test batch: the forward pass is profiled at training shape."""
-    n = config.sections["data"]["batch_size"]
+    n = config.data.batch_size
     return Batch(batch.ids[:n], batch.images[:n], batch.target_ids[:n], batch.reports[:n])
 
 
-def retrieval_figures(inputs: EfficiencyInputs, batch: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def retrieval_figures(inputs: EfficiencyInputs, batch: Any) -> tuple[dict[str, Any], Retrieval]:
     """Component profiles (forward, generation at batch 1) and the retrieval overhead summary."""
     model, device, reps = inputs.model, inputs.device, inputs.settings.profile_repeats
     components: dict[str, Any] = {}
@@ -531,17 +511,16 @@ def retrieval_figures(inputs: EfficiencyInputs, batch: Any) -> tuple[dict[str, A
     one = generate_fn(model, batch.images[:1], inputs.config, inputs.bos_id, inputs.eos_id, inputs.autocast)
     components["generate_batch1"] = _guard(lambda: {"batch_size": 1,
                                                     **profile_components(model, device, one, reps)})
-    memory_name = inputs.config.components.get("memory", "none")
-    retrieval = {
-        "memory": memory_name,
-        "memory_size": inputs.config.sections.get("memory", {}).get("size"),
-        "memory_modules": components["forward"].get("memory_modules", []),
-        "share_of_forward": components["forward"].get("memory_share"),
-        "share_of_generate": components["generate_batch1"].get("memory_share"),
-        "vs_no_memory": _guard(lambda: vs_no_memory(inputs, batch)),
-    }
-    if not retrieval["memory_modules"] and "error" not in components["forward"]:
-        retrieval["unavailable"] = "the model has no memory component"
+    retrieval = Retrieval(
+        memory=inputs.config.components.get("memory", "none"),
+        memory_size=model.memory.memory_size(),
+        memory_modules=components["forward"].get("memory_modules", []),
+        share_of_forward=components["forward"].get("memory_share"),
+        share_of_generate=components["generate_batch1"].get("memory_share"),
+        vs_no_memory=_guard(lambda: vs_no_memory(inputs, batch)),
+    )
+    if not retrieval.memory_modules and "error" not in components["forward"]:
+        retrieval.unavailable = "the model has no memory component"
     return components, retrieval
 
 
@@ -553,46 +532,37 @@ def _guard(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return {"error": f"{type(exc).__name__}: {exc}"[:500]}
 
 
-def decode_figures(decode_seconds: float | None, n_test: int) -> dict[str, Any]:
-    """Wall time of the real test-set decode (data loading included)."""
-    per_study = decode_seconds / n_test if decode_seconds is not None and n_test else None
-    return {"seconds": decode_seconds, "studies": n_test, "seconds_per_study": per_study,
-            "studies_per_second": 1.0 / per_study if per_study else None}
+def measure_efficiency(inputs: EfficiencyInputs) -> Efficiency:
+    """The whole ``efficiency`` of a training record (see the module docstring)."""
+    from rrgbench.run.evaluate import parameter_counts
 
-
-def measure_efficiency(inputs: EfficiencyInputs) -> dict[str, Any]:
-    """The whole ``efficiency`` section of ``results.json`` (see the module docstring)."""
     start = time.perf_counter()
     model, device, settings = inputs.model, inputs.device, inputs.settings
+    assert settings is not None
     was_training = model.training
     model.eval()
-    record: dict[str, Any] = {
-        "parameters": count_parameters(model),
-        "train": train_figures(inputs.train_step_seconds, inputs.train_samples),
-        "test_set_decode": decode_figures(inputs.decode_seconds, inputs.n_test),
-        "peak_memory": {"run": peak_memory(device)},
-        "device": {"type": device.type, "torch_threads": torch.get_num_threads(),
-                   "name": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
-        "settings": asdict(settings),
-    }
-    # the flat keys of the first schema, kept for readers written against it
-    record["train_step_seconds_mean"] = record["train"]["step_seconds"]["mean"]
-    record["train_samples_per_second"] = record["train"]["samples_per_second"]
-    record["test_decode_seconds"], record["test_studies"] = inputs.decode_seconds, inputs.n_test
+    record = Efficiency(
+        parameters=parameter_counts(model),
+        train=train_figures(inputs.train_step_seconds, inputs.train_samples),
+        test_set_decode=inputs.test_set_decode,
+        peak_memory={"run": peak_memory(device)},
+        device={"type": device.type, "torch_threads": torch.get_num_threads(),
+                "name": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
+        settings=asdict(settings),
+    )
     if not settings.enabled:
-        record["inference"] = {"unavailable": f"inference measurements switched off ({ENV_VAR}=off)"}
+        record.inference = Inference(unavailable="inference measurements switched off (efficiency.mode off)")
+        record.retrieval = Retrieval(unavailable="measurements switched off (efficiency.mode off)")
         return record
     try:
         batch = first_batch(inputs.test_loader, device)
         deadline = start + settings.budget_seconds
         reset_peak_memory(device)
-        record["inference"] = {
-            "latency_batch1": _guard(lambda: latency_batch1(inputs, batch, deadline)),
-            "throughput": _guard(lambda: throughput(inputs, batch, deadline)),
-        }
-        record["peak_memory"]["inference"] = peak_memory(device)
-        record["components"], record["retrieval"] = retrieval_figures(inputs, training_sized(batch, inputs.config))
+        record.inference = Inference(latency_batch1=_guard(lambda: latency_batch1(inputs, batch, deadline)),
+                                     throughput=_guard(lambda: throughput(inputs, batch, deadline)))
+        record.peak_memory["inference"] = peak_memory(device)
+        record.components, record.retrieval = retrieval_figures(inputs, training_sized(batch, inputs.config))
     finally:
         model.train(was_training)
-    record["measurement_seconds"] = time.perf_counter() - start
+    record.measurement_seconds = time.perf_counter() - start
     return record

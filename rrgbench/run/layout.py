@@ -1,52 +1,60 @@
-"""Run directories and run records.
+"""Run directories: where a run's files go, how they are named and found, and the lock that makes one run one writer.
 
 Layout of one run (``--out`` default ``runs/``)::
 
     runs/<dataset>/<model>/<YYYYmmdd-HHMMSS>-<config fingerprint>-s<seed>/
-        config.json        resolved configuration (RunConfig.to_dict())
-        vocab.json         tokenizer (also inside every checkpoint's metadata)
-        status.json        running (+ pid, host) | finished | failed (+ error) | interrupted (+ signal),
-                           updated atomically
-        train_log.jsonl    one line per logged training step / validation; on resume it is cut back to
-                           the rows the checkpoint knew (a line cut by a crash is dropped)
-        checkpoints/       last.pt/.json (each epoch and every ``train.checkpoint_every`` steps),
-                           last.prev.pt/.json (the one before, used when ``last`` is half-written),
-                           best.pt/.json (best on validation)
-        predictions.jsonl  id, prediction, reference (cleaned, untruncated)
-        scores.jsonl       per-study metric values
-        results.json       the record leaderboards read (schema below)
+        config.json            resolved configuration (RunConfig.to_dict())
+        vocab.json             tokenizer (also inside every checkpoint's metadata)
+        status.json            running (+ pid, host) | finished | failed (+ error, traceback) | interrupted
+                               (+ signal), updated atomically
+        .lock                  held (flock) by the process that trains or evaluates into the folder
+        train_log.jsonl        one line per logged training step / validation; on resume it is cut back to
+                               the rows the checkpoint knew (a line cut by a crash is dropped)
+        checkpoints/           last.pt/.json (each epoch and every ``train.checkpoint_every`` steps),
+                               last.prev.pt/.json (the one before, used when ``last`` is half-written),
+                               best.pt/.json (best on validation)
+        predictions.jsonl      id, prediction, reference (cleaned, untruncated)
+        scores.jsonl           per-study metric values
+        <table>.csv            side tables of the metric groups (ce_per_observation.csv)
+        results.json           the run record (:mod:`rrgbench.record`)
 
-``results.json`` keys: ``schema_version``, ``run_id``, ``model``, ``dataset``, ``profile``, ``seed``,
-``metrics`` (key -> {value, ci95, higher_is_better[, unavailable]}), ``validation``, ``protocol``,
-``efficiency``, ``environment``, ``config``, ``created``; a record written by ``rrgbench evaluate`` adds
-``evaluated_from`` (the checkpoint's path; ``protocol.evaluation`` holds its SHA-256).
+Names used as path parts (dataset, model) are checked by :func:`safe_name`: a record or a plugin cannot
+make rrgbench write outside the folder it was given.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
-import platform
+import re
 import socket
-import subprocess
 import time
 from collections.abc import Collection
-from dataclasses import dataclass
-from importlib import metadata
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from rrgbench.config import RunConfig
-from rrgbench.io import write_json
+from rrgbench.errors import ConfigError, DataError
+from rrgbench.extension.plugins import Registry
+from rrgbench.io import read_json, write_json
 
-SCHEMA_VERSION = 1
-_PACKAGES = ("rrgbench", "torch", "torchvision", "timm", "numpy", "pycocoevalcap", "pluggy", "transformers",
-             "f1chexbert", "radgraph")
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]{0,127}$")
+
+
+def safe_name(name: str, what: str) -> str:
+    """``name`` if it can be one path part (letters, digits, ``_.+=-``, not starting with a dot), else an error."""
+    if not isinstance(name, str) or not _SAFE.match(name) or name in (".", ".."):
+        raise ConfigError(f"{what} {name!r} cannot name a folder: use letters, digits and _ . + = - "
+                          "(not starting with a dot, at most 128 characters)")
+    return name
 
 
 @dataclass
 class RunDir:
     path: Path
+    _lock: IO[Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def run_id(self) -> str:
@@ -59,32 +67,72 @@ class RunDir:
     def status(self) -> dict[str, Any]:
         file = self.path / "status.json"
         try:
-            return json.loads(file.read_text()) if file.is_file() else {"status": "unknown"}
-        except (OSError, json.JSONDecodeError):
+            status = json.loads(file.read_text()) if file.is_file() else {"status": "unknown"}
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
             return {"status": "unknown"}
+        return status if isinstance(status, dict) else {"status": "unknown"}
 
     def set_status(self, status: str, **extra: Any) -> None:
-        write_json(self.path / "status.json", {"status": status, "updated": _now(), **extra})
+        write_json(self.path / "status.json", {"status": status, "updated": now(), **extra})
 
-    def config(self) -> RunConfig:
-        return RunConfig.from_dict(json.loads((self.path / "config.json").read_text()))
+    def config_dict(self) -> dict[str, Any]:
+        data = read_json(self.path / "config.json", "run configuration")
+        if not isinstance(data, dict):
+            raise DataError(f"{self.path / 'config.json'}: not a run configuration")
+        return data
 
-    def results(self) -> dict[str, Any] | None:
-        file = self.path / "results.json"
-        return json.loads(file.read_text()) if file.is_file() else None
+    def config(self, registry: Registry) -> RunConfig:
+        try:
+            return RunConfig.from_dict(self.config_dict(), registry)
+        except ConfigError as exc:
+            raise DataError(f"{self.path / 'config.json'}: {exc}") from None
+
+    def lock(self) -> None:
+        """Hold the run's lock until the process ends or :meth:`unlock`; a second holder is refused."""
+        handle = open(self.path / ".lock", "a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise ConfigError(f"run {self.path} is in use by another rrgbench process; wait for it or stop it "
+                              "first") from None
+        self._lock = handle
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+
+    def locked_by_other(self) -> bool:
+        """Whether another process holds this run's lock right now."""
+        if self._lock is not None or not (self.path / ".lock").is_file():
+            return False
+        with open(self.path / ".lock", "a+") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return False
 
 
 def create_run(out: Path, config: RunConfig) -> RunDir:
-    """A fresh run directory holding the resolved config, marked running."""
+    """A fresh run directory holding the resolved config, locked by this process and marked running."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path(out) / config.dataset / config.model
+    base = Path(out) / safe_name(config.dataset, "dataset") / safe_name(config.model, "model")
     name = f"{stamp}-{config.fingerprint()}-s{config.seed}"
+    base.mkdir(parents=True, exist_ok=True)
     path, n = base / name, 1
-    while path.exists():
-        n += 1
-        path = base / f"{name}-{n}"
-    path.mkdir(parents=True)
+    while True:
+        try:
+            path.mkdir()  # atomic: two processes never get the same folder
+            break
+        except FileExistsError:
+            n += 1
+            path = base / f"{name}-{n}"
     run = RunDir(path)
+    run.lock()
     write_json(path / "config.json", config.to_dict())
     run.set_status("running", pid=os.getpid(), host=socket.gethostname())
     return run
@@ -103,7 +151,7 @@ def find_matching(root: Path, config: RunConfig, status: str | Collection[str] |
     runs; they are left out unless ``include_evaluations``.
     """
     fingerprint = config.fingerprint()
-    base = Path(root) / config.dataset / config.model
+    base = Path(root) / safe_name(config.dataset, "dataset") / safe_name(config.model, "model")
     if not base.is_dir():
         return []
     wanted = {status} if isinstance(status, str) else set(status or ())
@@ -117,60 +165,5 @@ def find_matching(root: Path, config: RunConfig, status: str | Collection[str] |
     return found
 
 
-def environment(device: str) -> dict[str, Any]:
-    """Package versions, device, platform and git revision, for the record."""
-    versions = {}
-    for name in _PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return {"packages": versions, "python": platform.python_version(), "platform": platform.platform(),
-            "device": device, "device_name": _device_name(device), "git": git_revision()}
-
-
-def _device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.cuda.get_device_name(0)
-    return platform.processor() or platform.machine()
-
-
-def git_revision() -> dict[str, Any] | None:
-    """The rrgbench source checkout's commit and whether it had uncommitted changes."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return {"commit": rev, "dirty": bool(dirty)}
-
-
-def _now() -> str:
+def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def results_record(run: RunDir, config: RunConfig, metrics: dict[str, Any], *, validation: dict[str, Any],
-                   protocol: dict[str, Any], efficiency: dict[str, Any], env: dict[str, Any],
-                   **extra: Any) -> dict[str, Any]:
-    """The ``results.json`` record; ``extra`` adds keys (``evaluated_from`` for ``rrgbench evaluate``)."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run.run_id,
-        "model": config.model,
-        "dataset": config.dataset,
-        "profile": config.profile,
-        "seed": config.seed,
-        "metrics": metrics,
-        "validation": validation,
-        "protocol": protocol,
-        "efficiency": efficiency,
-        "environment": env,
-        "config": config.to_dict(),
-        "created": _now(),
-        **extra,
-    }

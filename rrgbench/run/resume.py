@@ -27,8 +27,9 @@ from torch.utils.data import Dataset
 
 from rrgbench.config import RunConfig
 from rrgbench.errors import ConfigError, RRGBenchError
+from rrgbench.extension.plugins import Registry
 from rrgbench.io import atomic_write
-from rrgbench.run.layout import RunDir, find_matching, find_runs
+from rrgbench.run.layout import RunDir, find_matching, find_runs, safe_name
 
 UNFINISHED = ("running", "failed", "interrupted")
 _SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -55,18 +56,19 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_diff(recorded: RunConfig, requested: RunConfig) -> list[str]:
-    """``key: recorded -> requested`` for every setting that differs (user_overrides are not settings)."""
-    old = flatten({k: v for k, v in recorded.to_dict().items() if k != "user_overrides"})
-    new = flatten({k: v for k, v in requested.to_dict().items() if k != "user_overrides"})
+    """``key: recorded -> requested`` for every setting that determines the result (overrides, sources and
+    cost-measurement settings are not such settings)."""
+    old = flatten(recorded.result_settings())
+    new = flatten(requested.result_settings())
     missing = object()
     keys = sorted(set(old) | set(new))
     return [f"{key}: {old.get(key, '<absent>')!r} -> {new.get(key, '<absent>')!r}" for key in keys
             if old.get(key, missing) != new.get(key, missing)]
 
 
-def check_same_config(run: RunDir, requested: RunConfig) -> None:
+def check_same_config(registry: Registry, run: RunDir, requested: RunConfig) -> None:
     """Refuse to resume ``run`` with a different configuration, naming what differs."""
-    diff = config_diff(run.config(), requested)
+    diff = config_diff(run.config(registry), requested)
     if diff:
         shown = "; ".join(diff[:8]) + (f"; ... ({len(diff)} in all)" if len(diff) > 8 else "")
         raise ConfigError(f"--resume {run.path}: the configuration differs from the run's ({shown}); resume with "
@@ -97,11 +99,11 @@ def process_alive(status: dict[str, Any]) -> bool:
 
 def check_resumable(run: RunDir) -> None:
     status = run.status()
-    if status.get("status") == "running" and process_alive(status):
+    if run.locked_by_other() or (status.get("status") == "running" and process_alive(status)):
         raise ConfigError(f"--resume: run {run.path} is still running (pid {status.get('pid')}); stop it first")
 
 
-def resolve_resume(out: Path, config: RunConfig, spec: str) -> RunDir | None:
+def resolve_resume(registry: Registry, out: Path, config: RunConfig, spec: str) -> RunDir | None:
     """The run ``--resume`` continues: ``spec`` is ``auto`` (latest unfinished run with this config) or a dir.
 
     ``None`` means there is nothing to resume (a new run starts). A finished run is returned as is;
@@ -111,15 +113,15 @@ def resolve_resume(out: Path, config: RunConfig, spec: str) -> RunDir | None:
         run = RunDir(Path(spec))
         if not (run.path / "config.json").is_file():
             raise ConfigError(f"--resume {spec}: not a run directory (no config.json in it)")
-        check_same_config(run, config)
+        check_same_config(registry, run, config)
         if run.status().get("status") != "finished":
             check_resumable(run)
         return run
-    matching = [r for r in find_matching(out, config) if not config_diff(r.config(), config)]
+    matching = [r for r in find_matching(out, config) if not config_diff(r.config(registry), config)]
     unfinished = [r for r in matching if r.status().get("status") in UNFINISHED]
     for run in reversed(unfinished):
         status = run.status()
-        if not (status.get("status") == "running" and process_alive(status)):
+        if not run.locked_by_other() and not (status.get("status") == "running" and process_alive(status)):
             return run
     finished = [r for r in matching if r.status().get("status") == "finished"]
     if finished:
@@ -129,17 +131,17 @@ def resolve_resume(out: Path, config: RunConfig, spec: str) -> RunDir | None:
     return None
 
 
-def near_misses(out: Path, config: RunConfig) -> list[tuple[RunDir, list[str]]]:
+def near_misses(registry: Registry, out: Path, config: RunConfig) -> list[tuple[RunDir, list[str]]]:
     """Unfinished runs of the same model, dataset and seed whose configuration differs (for a hint)."""
-    base = Path(out) / config.dataset / config.model
+    base = Path(out) / safe_name(config.dataset, "dataset") / safe_name(config.model, "model")
     if not base.is_dir():
         return []
     found = []
     for run in find_runs(base):
         if run.status().get("status") in UNFINISHED:
             try:
-                recorded = run.config()
-            except (OSError, ValueError, KeyError):
+                recorded = run.config(registry)
+            except RRGBenchError:
                 continue
             if recorded.seed == config.seed:
                 diff = config_diff(recorded, config)

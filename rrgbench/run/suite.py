@@ -11,7 +11,7 @@ A suite file (``benchmarks/suites/*.yaml``)::
     labeler: chexpert-rules        # labeler of the clinical-efficacy metrics
     skip: [meteor]                 # metric keys not computed (recorded as unavailable, never as 0)
     threads: 0                     # torch intra-op threads for the runs (0: torch's default)
-    efficiency: "repeats=3"        # RRGBENCH_EFFICIENCY for the runs (see rrgbench.run.efficiency)
+    efficiency: fast               # efficiency.mode of the runs: auto, full, fast or off (rrgbench.run.efficiency)
     overrides:                     # suite-wide and *soft*: applied where the model has the option
       dataset.n_train: 300
       train.epochs: 3
@@ -24,10 +24,13 @@ A suite file (``benchmarks/suites/*.yaml``)::
         overrides: {memory.size: 1024}
 
 Soft suite-wide overrides let one file shrink every model although their option sets differ (the
-LSTM decoder has no ``decoder.heads``), exactly like the size profiles. Every configuration is
-resolved and validated before anything runs. A configuration that already has a finished run in the
-runs folder (same config fingerprint, ``status.json`` finished, ``results.json`` present; see
-:func:`rrgbench.run.layout.find_matching`) is skipped, so an interrupted suite continues where it stopped.
+LSTM decoder has no ``decoder.heads``), exactly like the size profiles; they are kept apart from the
+per-model overrides in each record (``config.overrides.suite``), so they do not label leaderboard rows.
+Every configuration is resolved and validated before anything runs. A configuration that already has a
+finished run in the runs folder (same config fingerprint, ``status.json`` finished, ``results.json``
+present, and the same code identity of the plugins that contributed to it, see
+:mod:`rrgbench.run.environment`) is skipped, so an interrupted suite continues where it stopped and a
+changed plugin re-runs its runs.
 A run left unfinished by an earlier, interrupted suite continues from its last checkpoint
 (:func:`rrgbench.run.resume.resolve_resume`). A failing run is reported and the suite goes on; the result
 says which failed; an interruption (SIGINT/SIGTERM, :class:`rrgbench.run.resume.RunInterrupted`) stops the
@@ -38,7 +41,6 @@ process: before each, the peak-memory counters are reset (:func:`rrgbench.run.ef
 from __future__ import annotations
 
 import fnmatch
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -125,8 +127,27 @@ def parse_suite(data: Any, where: str = "suite", path: Path | None = None) -> Su
         seeds=_ints(data.get("seeds", [0]), f"{where}: seeds"), description=str(data.get("description") or ""),
         profile=data.get("profile"), device=str(data.get("device", "auto")),
         labeler=str(data.get("labeler", "chexpert-rules")), skip=_strings(data.get("skip", []), f"{where}: skip"),
-        threads=int(data.get("threads") or 0), efficiency=data.get("efficiency"),
+        threads=_count(data.get("threads", 0), f"{where}: threads"),
+        efficiency=_choice(data.get("efficiency"), EFFICIENCY_MODES, f"{where}: efficiency"),
         overrides=_mapping(data.get("overrides"), f"{where}: overrides"), path=path)
+
+
+EFFICIENCY_MODES = ("auto", "full", "fast", "off")
+
+
+def _count(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{where}: expected a non-negative integer, got {value!r}")
+    return value
+
+
+def _choice(value: Any, choices: Sequence[str], where: str) -> str | None:
+    if value is None:
+        return None
+    if value not in choices:
+        raise ConfigError(f"{where}: expected one of {', '.join(choices)}, got {value!r}"
+                          f"{did_you_mean(str(value), choices)}")
+    return str(value)
 
 
 def _known_keys(data: Mapping[str, Any], known: Sequence[str], where: str) -> None:
@@ -176,16 +197,12 @@ class PlannedRun:
     label: str
 
 
-def soft_overrides(registry: Registry, model: str, dataset: str, overrides: Mapping[str, Any],
-                   profile: str | None) -> dict[str, Any]:
-    """The overrides whose option exists for this model on this dataset (others are skipped)."""
-    from rrgbench.config import resolve_config, schemas_for
-    from rrgbench.extension import options as opt
-
-    probe = resolve_config(registry, model, dataset, profile=profile)
-    schemas = schemas_for(registry, probe.components, dataset)
-    known = {f"{section}.{info.name}" for section, schema in schemas.items() for info in opt.describe(schema)}
-    return {key: value for key, value in overrides.items() if key in known}
+def suite_settings(suite: Suite) -> dict[str, Any]:
+    """The suite-wide settings as soft overrides: labeler, skipped metrics, efficiency, then ``overrides``."""
+    settings: dict[str, Any] = {"scoring.labeler": suite.labeler, "scoring.skip": list(suite.skip)}
+    if suite.efficiency is not None:
+        settings["efficiency.mode"] = suite.efficiency
+    return {**settings, **suite.overrides}
 
 
 def plan(suite: Suite, registry: Registry, only: Sequence[str] = ()) -> list[PlannedRun]:
@@ -199,10 +216,9 @@ def plan(suite: Suite, registry: Registry, only: Sequence[str] = ()) -> list[Pla
         for dataset in entry.datasets or suite.datasets:
             where = f"suite '{suite.name}', models[{i}] ({entry.model} on {dataset})"
             try:
-                overrides = {**soft_overrides(registry, entry.model, dataset, suite.overrides, suite.profile),
-                             **entry.overrides}
                 for seed in entry.seeds or suite.seeds:
-                    config = resolve_config(registry, entry.model, dataset, overrides, profile=suite.profile, seed=seed)
+                    config = resolve_config(registry, entry.model, dataset, entry.overrides, profile=suite.profile,
+                                            seed=seed, suite_overrides=suite_settings(suite))
                     planned.append(PlannedRun(config, _label(entry, dataset, seed)))
             except RRGBenchError as exc:
                 raise ConfigError(f"{where}: {exc}") from None
@@ -230,22 +246,29 @@ class SuiteResult:
         return not self.failed and not self.problems
 
 
-def already_finished(runs: Path, config: RunConfig) -> Path | None:
-    """A finished run of exactly this configuration below ``runs`` (its results.json present), if any."""
+def already_finished(registry: Registry, runs: Path, config: RunConfig) -> Path | None:
+    """A finished run of exactly this configuration and plugin code below ``runs`` (record present), if any."""
+    from rrgbench.record import RESULTS_FILE, read_record
+    from rrgbench.run.environment import code_identity, plugin_code
     from rrgbench.run.layout import find_matching
 
+    wanted = code_identity(plugin_code(registry, config))
     for run in reversed(find_matching(runs, config, status="finished")):
-        if (run.path / "results.json").is_file():
+        try:
+            record = read_record(run.path / RESULTS_FILE)
+        except RRGBenchError:
+            continue
+        if code_identity(record.environment.plugins) == wanted:
             return run.path
     return None
 
 
-def unfinished_run(runs: Path, config: RunConfig) -> Path | None:
+def unfinished_run(registry: Registry, runs: Path, config: RunConfig) -> Path | None:
     """An interrupted run of exactly this configuration that can continue from its checkpoint, if any."""
     from rrgbench.run.resume import resolve_resume
 
     try:
-        run = resolve_resume(runs, config, "auto")
+        run = resolve_resume(registry, runs, config, "auto")
     except RRGBenchError:  # e.g. no checkpoint yet: start afresh
         return None
     if run is None or run.status().get("status") == "finished":
@@ -254,27 +277,17 @@ def unfinished_run(runs: Path, config: RunConfig) -> Path | None:
 
 
 @contextmanager
-def _environment(suite: Suite) -> Iterator[None]:
-    """Torch threads and the efficiency settings of the suite, restored afterwards."""
+def _threads(suite: Suite) -> Iterator[None]:
+    """Torch's intra-op threads for the suite's runs, restored afterwards."""
     import torch
 
-    from rrgbench.run.efficiency import ENV_VAR, EfficiencySettings
-
-    threads, previous_env = torch.get_num_threads(), os.environ.get(ENV_VAR)
-    if suite.efficiency is not None:
-        EfficiencySettings.from_env(str(suite.efficiency))  # validate before any run
-        os.environ[ENV_VAR] = str(suite.efficiency)
+    threads = torch.get_num_threads()
     if suite.threads:
         torch.set_num_threads(suite.threads)
     try:
         yield
     finally:
         torch.set_num_threads(threads)
-        if suite.efficiency is not None:
-            if previous_env is None:
-                os.environ.pop(ENV_VAR, None)
-            else:
-                os.environ[ENV_VAR] = previous_env
 
 
 def run_suite(suite: Suite, registry: Registry, runs: Path, *, leaderboard: Path | None = None,
@@ -284,22 +297,20 @@ def run_suite(suite: Suite, registry: Registry, runs: Path, *, leaderboard: Path
     from rrgbench.run.efficiency import reset_peak_memory
     from rrgbench.run.loop import RunRequest, run_training
     from rrgbench.run.resume import RunInterrupted
-    from rrgbench.scoring.engine import ScoringContext
 
     planned = plan(suite, registry, only)
     result, start = SuiteResult(planned=len(planned)), time.perf_counter()
-    with _environment(suite):
+    with _threads(suite):
         for n, item in enumerate(planned, 1):
-            done = already_finished(runs, item.config)
+            done = already_finished(registry, runs, item.config)
             if done is not None:
                 log(f"[{n}/{len(planned)}] skip {item.label}: finished in {done}")
                 result.skipped.append(item.label)
                 continue
-            resume = unfinished_run(runs, item.config)
+            resume = unfinished_run(registry, runs, item.config)
             log(f"[{n}/{len(planned)}] {'resume' if resume else 'run'} {item.label}")
             reset_peak_memory()
             request = RunRequest(data_dir=data_dir, out=Path(runs), device=suite.device, progress=progress, log=log,
-                                 scoring=ScoringContext(labeler=suite.labeler, skip=frozenset(suite.skip)),
                                  resume=str(resume) if resume else None)
             began = time.perf_counter()
             try:
@@ -321,7 +332,9 @@ def run_suite(suite: Suite, registry: Registry, runs: Path, *, leaderboard: Path
 
 def expected_metrics(registry: Registry) -> list[str]:
     """Every metric key the registered metric groups produce."""
-    return [key for entry in registry.entries("metric") for key in entry.extra.get("keys", (entry.name,))]
+    from rrgbench.scoring.engine import all_keys
+
+    return list(all_keys(registry))
 
 
 def expected_rows(suite: Suite, only: Sequence[str] = ()) -> dict[str, list[str]]:

@@ -19,7 +19,6 @@ paired test needs two single runs; ``rrgbench compare --seeds A_DIR B_DIR`` prin
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -29,11 +28,12 @@ from typing import Any
 from rrgbench.errors import DataError, UnknownNameError, did_you_mean
 from rrgbench.io import read_jsonl
 from rrgbench.metrics.base import MetricResult
-from rrgbench.scoring.engine import ScoringContext, score
+from rrgbench.record import RESULTS_FILE, RunRecord
+from rrgbench.record import load_records as read_records
+from rrgbench.scoring.engine import ScoringContext, all_keys, group_of, score
 
 TESTS = ("bootstrap", "randomization")
 PREDICTIONS_FILE = "predictions.jsonl"
-RESULTS_FILE = "results.json"
 _EXAMPLES = 3
 
 
@@ -136,12 +136,8 @@ def groups_for(registry: Any, metrics: Sequence[str] | None) -> tuple[list[str] 
     """The metric groups holding ``metrics`` and the other keys of those groups (to skip); all when None."""
     if not metrics:
         return None, frozenset()
-    key_group = {key: entry.name for entry in registry.entries("metric")
-                 for key in entry.extra.get("keys", (entry.name,))}
-    for key in metrics:
-        if key not in key_group:
-            raise UnknownNameError(f"unknown metric '{key}'{did_you_mean(key, key_group)}")
-    groups = list(dict.fromkeys(key_group[key] for key in metrics))
+    groups = list(dict.fromkeys(group_of(registry, key) for key in metrics))
+    key_group = {key: group for key, (group, _) in all_keys(registry).items()}
     unwanted = frozenset(k for k, g in key_group.items() if g in groups and k not in metrics)
     return groups, unwanted
 
@@ -172,11 +168,7 @@ def compare_runs(a: RunPredictions, b: RunPredictions, context: ScoringContext, 
     if test not in TESTS:
         raise UnknownNameError(f"unknown test '{test}'{did_you_mean(test, TESTS)}; known: {', '.join(TESTS)}")
     _, preds_a, preds_b, refs = align_runs(a, b)
-    if context.registry is None:
-        from rrgbench.extension.plugins import registry
-
-        context.registry = registry()
-    groups, unwanted = groups_for(context.registry, metrics)
+    groups, unwanted = groups_for(context.resolved_registry(), metrics)
     context.skip = frozenset(context.skip) | unwanted
     scores_a = score(preds_a, refs, context, groups=groups, with_ci=False).results
     scores_b = score(preds_b, refs, context, groups=groups, with_ci=False).results
@@ -189,7 +181,7 @@ def compare_runs(a: RunPredictions, b: RunPredictions, context: ScoringContext, 
 # ---------------------------------------------------------------------------------------------- seeds
 
 
-def aggregate_seeds(records: Iterable[dict[str, Any]]) -> dict[str, tuple[float, float, int]]:
+def aggregate_seeds(records: Iterable[RunRecord]) -> dict[str, tuple[float, float, int]]:
     """Per metric key: (mean, sample std, n) over the records where it has a value.
 
     Keys unavailable in every record are left out (their reason is in the records). The std of a single
@@ -199,24 +191,16 @@ def aggregate_seeds(records: Iterable[dict[str, Any]]) -> dict[str, tuple[float,
 
     values: dict[str, list[float]] = {}
     for record in records:
-        for key, entry in (record.get("metrics") or {}).items():
-            value = entry.get("value") if isinstance(entry, dict) else None
+        for key, entry in record.metrics.items():
             values.setdefault(key, [])
-            if value is not None:
-                values[key].append(float(value))
+            if entry.value is not None:
+                values[key].append(float(entry.value))
     return {key: (*mean_std(found), len(found)) for key, found in values.items() if found}
 
 
-def load_records(path: str | Path) -> list[dict[str, Any]]:
-    """The results.json records at or below ``path`` (one per run)."""
-    records = []
-    for run in run_dirs(path, RESULTS_FILE):
-        try:
-            record = json.loads((run / RESULTS_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise DataError(f"cannot read {run / RESULTS_FILE}: {exc}") from None
-        if isinstance(record, dict) and "metrics" in record:
-            records.append(record)
+def load_records(path: str | Path) -> list[RunRecord]:
+    """The run records at or below ``path`` (one per run); an unreadable one is an error naming it."""
+    records = read_records(path).records
     if not records:
         raise DataError(f"no {RESULTS_FILE} at or below {path}")
     return records

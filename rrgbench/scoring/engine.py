@@ -1,41 +1,61 @@
 """Scoring predictions against references with every registered metric group, plus 95% bootstrap CIs.
 
-Used by training runs and by ``rrgbench score`` alike, so a run's numbers and an external system's
-numbers come out of the same code. A metric group that cannot run (no Java, no weights) yields its
-keys as unavailable with the reason; nothing is ever reported as 0 for that reason.
+Used by training runs, evaluations, ``rrgbench score``, ``rrgbench compare`` and the Python API alike, so
+every number comes out of the same code. Each metric group declares its keys (name, direction, section)
+where it is registered; the engine asks a group only for the keys not skipped, records a group that cannot
+run (no Java, no weights) as unavailable with the reason, and never reports 0 for that reason.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from rrgbench.errors import RRGBenchError, UnavailableError
-from rrgbench.extension.plugins import Registry
-from rrgbench.metrics.base import MetricResult
+from rrgbench.errors import RRGBenchError, UnavailableError, UnknownNameError, did_you_mean
+from rrgbench.extension.plugins import Entry, Registry
+from rrgbench.metrics.base import GroupResult, MetricKey, MetricResult, metric_keys
+from rrgbench.record import MetricValue
 
 
 @dataclass
 class ScoringContext:
-    """Settings shared by metric groups (labeler for CE, bootstrap, where to write side tables)."""
+    """Settings shared by metric groups: the labeler for CE metrics, the bootstrap, local model files."""
 
     labeler: str = "chexpert-rules"
     uncertain: str = "r2gen"
     n_resamples: int = 1000
     seed: int = 0
     registry: Registry | None = None
-    output_dir: Path | None = None
     skip: frozenset[str] = frozenset()  # metric keys the user chose not to compute (recorded as unavailable)
-    protocol: dict[str, Any] = field(default_factory=dict)  # metric groups add what they used
+    chexbert: str | None = None  # CheXbert weights file (``--chexbert``)
+    radgraph: str | None = None  # RadGraph model folder (``--radgraph``)
+    wanted: frozenset[str] | None = None  # compute only these keys (None: all; e.g. validation's select metric)
+
+    def resolved_registry(self) -> Registry:
+        if self.registry is None:
+            from rrgbench.extension.plugins import registry as default_registry
+
+            self.registry = default_registry()
+        return self.registry
+
+    def labeler_options(self) -> dict[str, Any]:
+        """Options for building the labeler: the CheXbert weights file when one was given and it takes one."""
+        entry = self.resolved_registry().get("labeler", self.labeler)
+        from rrgbench.extension.options import describe
+
+        names = {info.name for info in describe(entry.options)}
+        return {"checkpoint": self.chexbert} if self.chexbert and "checkpoint" in names else {}
 
 
 @dataclass
 class Scores:
+    """Every metric of one scoring: raw results (for resampling), record values, protocol entries, tables."""
+
     results: dict[str, MetricResult]
-    records: dict[str, dict[str, Any]]
-    protocol: dict[str, Any]
+    values: dict[str, MetricValue]
+    protocol: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def per_study(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         rows = []
@@ -48,8 +68,22 @@ class Scores:
         return rows
 
 
-def metric_groups(registry: Registry, names: Sequence[str] | None = None) -> list[str]:
-    return list(names) if names else registry.names("metric")
+def declared_keys(entry: Entry) -> tuple[MetricKey, ...]:
+    """The keys a registered metric group declared (its own name when it declared none)."""
+    return metric_keys(entry.extra.get("keys") or (entry.name,))
+
+
+def all_keys(registry: Registry) -> dict[str, tuple[str, MetricKey]]:
+    """Metric key -> (group name, declaration), over every registered metric group."""
+    return {key.name: (entry.name, key) for entry in registry.entries("metric") for key in declared_keys(entry)}
+
+
+def group_of(registry: Registry, key: str) -> str:
+    """The metric group that computes ``key``; UnknownNameError with suggestions otherwise."""
+    keys = all_keys(registry)
+    if key not in keys:
+        raise UnknownNameError(f"unknown metric '{key}'{did_you_mean(key, keys)}; known: {', '.join(keys)}")
+    return keys[key][0]
 
 
 def score(predictions: Sequence[str], references: Sequence[str], context: ScoringContext,
@@ -57,43 +91,56 @@ def score(predictions: Sequence[str], references: Sequence[str], context: Scorin
     """Every metric key of the chosen groups (default: all registered) with value, CI and reason."""
     if len(predictions) != len(references):
         raise RRGBenchError(f"{len(predictions)} predictions but {len(references)} references")
-    registry = context.registry
-    if registry is None:
-        from rrgbench.extension.plugins import registry as default_registry
-
-        registry = context.registry = default_registry()
-    results: dict[str, MetricResult] = {}
-    for name in metric_groups(registry, groups):
+    registry = context.resolved_registry()
+    scores = Scores({}, {})
+    names = list(groups) if groups else registry.names("metric")
+    for name in names:
         entry = registry.get("metric", name)
-        keys = tuple(entry.extra.get("keys", (name,)))
-        if keys and all(key in context.skip for key in keys):
-            results.update({key: _skipped(key) for key in keys})
-            continue
+        keys = [k for k in declared_keys(entry) if context.wanted is None or k.name in context.wanted]
+        if keys:
+            _score_group(entry, keys, list(predictions), list(references), context, scores)
+    scores.values = {key: metric_value(result, _declaration(registry, key), context, with_ci)
+                     for key, result in scores.results.items()}
+    return scores
+
+
+def _score_group(entry: Entry, keys: list[MetricKey], predictions: list[str], references: list[str],
+                 context: ScoringContext, scores: Scores) -> None:
+    wanted = [k for k in keys if k.name not in context.skip]
+    computed = GroupResult({})
+    if wanted:
         try:
-            computed = entry.load()(list(predictions), list(references), context)
+            computed = GroupResult.of(entry.load()(predictions, references, context))
         except UnavailableError as exc:
-            computed = {key: MetricResult.missing(str(exc)) for key in keys}
-        computed.update({key: _skipped(key) for key in keys if key in context.skip})
-        results.update(computed)
-    records = {key: record(result, context, with_ci) for key, result in results.items()}
-    return Scores(results, records, dict(context.protocol))
+            computed = GroupResult({k.name: MetricResult.missing(str(exc)) for k in wanted})
+    for key in keys:
+        if key.name in context.skip:
+            scores.results[key.name] = MetricResult.missing(f"skipped on request (--skip {key.name})")
+        else:
+            scores.results[key.name] = computed.metrics.get(key.name) or MetricResult.missing(
+                f"metric group '{entry.name}' did not return it")
+    if computed.protocol:
+        scores.protocol[entry.name] = computed.protocol
+    scores.tables.update(computed.tables)
 
 
-def _skipped(key: str) -> MetricResult:
-    return MetricResult.missing(f"skipped on request (--skip {key})")
+def _declaration(registry: Registry, key: str) -> tuple[str | None, MetricKey]:
+    found = all_keys(registry).get(key)
+    return found if found is not None else (None, MetricKey(key))
 
 
-def record(result: MetricResult, context: ScoringContext, with_ci: bool) -> dict[str, Any]:
-    """The results.json form of one metric."""
+def metric_value(result: MetricResult, declared: tuple[str | None, MetricKey], context: ScoringContext,
+                 with_ci: bool) -> MetricValue:
+    """The record form of one metric: its declared direction and group, the value and its bootstrap CI."""
     from rrgbench.metrics.statistics import bootstrap_ci
 
-    entry: dict[str, Any] = {"value": result.value, "higher_is_better": result.higher_is_better}
+    group, key = declared
+    value = MetricValue(value=result.value, higher_is_better=key.higher_is_better, group=group)
     if result.value is None:
-        entry["unavailable"] = result.unavailable or "not computed"
-        return entry
+        value.unavailable = result.unavailable or "not computed"
+        return value
     if with_ci and (result.per_sample is not None or result.resample is not None):
         ci = bootstrap_ci(result, n_resamples=context.n_resamples, seed=context.seed)
-        entry["ci95"] = list(ci) if ci is not None else None
-    if result.details:
-        entry["details"] = result.details
-    return entry
+        value.ci95 = list(ci) if ci is not None else None
+    value.details = dict(result.details)
+    return value

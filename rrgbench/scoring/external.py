@@ -8,12 +8,13 @@ case only the common studies are scored and the record says how many were left o
 error (a study needs one to be scored).
 
 ``clean`` is ``none`` (texts scored exactly as given, so numbers of published pycocoevalcap scripts reproduce;
-the NLG metrics still fold runs of whitespace, see :mod:`rrgbench.metrics.nlg`) or a dataset's R2Gen cleaning
-(``iu-xray``, ``mimic-cxr``), applied to predictions and references alike.
+see :mod:`rrgbench.metrics.nlg`) or a dataset's R2Gen cleaning (``iu-xray``, ``mimic-cxr``), applied to
+predictions and references alike.
 
 ``score_external`` writes, under ``out``: ``predictions.jsonl`` (id, prediction, reference, as scored),
-``scores.jsonl`` (per-study values), ``ce_per_observation.csv`` and ``results.json`` with the keys of a run
-record (:mod:`rrgbench.run.layout`); run-only keys (profile, seed, validation, efficiency) are null or empty.
+``scores.jsonl`` (per-study values), the metric groups' side tables (``ce_per_observation.csv``) and
+``results.json``, a run record (:mod:`rrgbench.record`) of kind ``external``: no model ran, so it has no
+config, validation or efficiency figures (``efficiency.unavailable`` says so).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import csv
 import io
 import json
 import sys
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,8 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from rrgbench.errors import DataError
-from rrgbench.io import write_json, write_jsonl, write_text
-from rrgbench.scoring.engine import ScoringContext, score
+from rrgbench.io import write_text
+from rrgbench.record import Bootstrap, Efficiency, Protocol, RunRecord
+from rrgbench.run.layout import RunDir
+from rrgbench.run.writer import RunWriter
+from rrgbench.scoring.engine import Scores, ScoringContext, score
 
 CLEANING_CHOICES = ("none", "iu-xray", "mimic-cxr")
 _CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
@@ -210,40 +213,31 @@ def _device() -> str:
     return "cuda" if torch is not None and torch.cuda.is_available() else "cpu"
 
 
-def external_record(request: ExternalRequest, context: ScoringContext, matched: Matched,
-                    metrics: dict[str, Any], protocol: dict[str, Any]) -> dict[str, Any]:
-    """The results.json of an external system: a run record's keys, run-only ones empty."""
-    from rrgbench.run.layout import SCHEMA_VERSION, environment
+def external_record(request: ExternalRequest, context: ScoringContext, matched: Matched, scores: Scores,
+                    predictions: Sequence[str]) -> RunRecord:
+    """The record of an external system: its metrics and how they were computed; no model ran."""
+    from rrgbench.run.environment import environment
+    from rrgbench.run.layout import now
+    from rrgbench.run.results import prediction_stats
 
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": Path(request.out).name,
-        "model": request.model,
-        "dataset": request.dataset,
-        "profile": None,
-        "seed": None,
-        "metrics": metrics,
-        "validation": None,
-        "protocol": {
-            "source": "external",
-            "predictions_file": str(request.predictions),
-            "references_file": str(request.references),
-            "cleaning": request.clean,
-            "references": "as given" if request.clean == "none" else f"R2Gen {request.clean} cleaning",
-            "matching": matched.summary(),
-            "bootstrap": {"resamples": context.n_resamples, "seed": context.seed, "level": 0.95, "unit": "study"},
-            **protocol,
-        },
-        "efficiency": {},
-        "environment": environment(_device()),
-        "config": {"external": {"name": request.model, "dataset": request.dataset, "clean": request.clean,
-                                "allow_partial": request.allow_partial, "labeler": context.labeler,
-                                "uncertain": context.uncertain, "skip": sorted(context.skip)}},
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    settings = {"name": request.model, "clean": request.clean, "allow_partial": request.allow_partial,
+                "labeler": context.labeler, "uncertain": context.uncertain, "skip": sorted(context.skip)}
+    protocol = Protocol(
+        cleaning=request.clean,
+        references="as given" if request.clean == "none" else f"R2Gen {request.clean} cleaning",
+        bootstrap=Bootstrap(resamples=context.n_resamples, seed=context.seed),
+        metric_groups=scores.protocol,
+        external={"predictions_file": str(request.predictions), "references_file": str(request.references),
+                  "matching": matched.summary(), "settings": settings},
+    )
+    return RunRecord(kind="external", run_id=Path(request.out).name, model=request.model, dataset=request.dataset,
+                     metrics=scores.values, protocol=protocol, environment=environment(_device()), created=now(),
+                     efficiency=Efficiency(unavailable="external predictions: no model was run, so there are no "
+                                                       "cost figures"),
+                     predictions=prediction_stats(list(predictions)), tables=scores.tables)
 
 
-def score_external(request: ExternalRequest, context: ScoringContext) -> dict[str, Any]:
+def score_external(request: ExternalRequest, context: ScoringContext) -> RunRecord:
     """Read, match, clean and score an external system's reports; write the run-shaped outputs; return the record."""
     predictions = read_reports(request.predictions, request.text_column)
     references = read_reports(request.references, request.text_column)
@@ -251,13 +245,12 @@ def score_external(request: ExternalRequest, context: ScoringContext) -> dict[st
     hyps, refs = clean_texts(matched.predictions, request.clean), clean_texts(matched.references, request.clean)
     out = Path(request.out)
     out.mkdir(parents=True, exist_ok=True)
-    context.output_dir = out
     rows = [{"id": i, "prediction": h, "reference": r} for i, h, r in zip(matched.ids, hyps, refs, strict=True)]
-    write_jsonl(out / "predictions.jsonl", rows)
     scores = score(hyps, refs, context, groups=request.groups)
-    write_jsonl(out / "scores.jsonl", scores.per_study(matched.ids))
-    record = external_record(request, context, matched, scores.records, scores.protocol)
-    write_json(out / "results.json", record)
+    record = external_record(request, context, matched, scores, hyps)
+    writer = RunWriter(RunDir(out))
+    writer.outputs(rows, scores.per_study(matched.ids), scores.tables)
+    writer.record(record)
     return record
 
 

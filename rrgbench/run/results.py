@@ -1,0 +1,83 @@
+"""The end of a run: score decoded rows, summarise the predictions, and assemble the record's protocol.
+
+Shared by training (:mod:`rrgbench.run.loop`) and the evaluation of a saved model
+(:mod:`rrgbench.run.evaluate`), so both records say the same things the same way.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rrgbench.config import RunConfig
+from rrgbench.data.cleaning import clean_report
+from rrgbench.data.source import DatasetSource
+from rrgbench.data.tokenizer import Tokenizer
+from rrgbench.extension.plugins import Registry
+from rrgbench.record import Bootstrap, PredictionStats, Protocol, RunRecord
+from rrgbench.scoring.engine import Scores, ScoringContext, score
+
+
+@dataclass(frozen=True)
+class LocalFiles:
+    """Model files of the metrics that live on this machine (never part of a configuration)."""
+
+    chexbert: str | None = None
+    radgraph: str | None = None
+
+
+def scoring_context(config: RunConfig, registry: Registry, files: LocalFiles | None = None) -> ScoringContext:
+    """The scoring settings of a run: its ``scoring`` section plus where the metric model files are."""
+    files = files or LocalFiles()
+    scoring = config.scoring
+    return ScoringContext(labeler=scoring.labeler, uncertain=scoring.uncertain, n_resamples=scoring.resamples,
+                          seed=scoring.bootstrap_seed, registry=registry, skip=frozenset(scoring.skip),
+                          chexbert=files.chexbert, radgraph=files.radgraph)
+
+
+def score_rows(rows: list[dict[str, str]], cleaning_style: str, context: ScoringContext) -> Scores:
+    """Clean each row's reference (in place: ``reference_raw`` -> ``reference``) and score the predictions."""
+    for row in rows:
+        row["reference"] = clean_report(row.pop("reference_raw"), cleaning_style)
+    return score([r["prediction"] for r in rows], [r["reference"] for r in rows], context)
+
+
+def prediction_stats(predictions: Sequence[str]) -> PredictionStats | None:
+    """How many distinct reports a model wrote, and the share of the most frequent one."""
+    if not predictions:
+        return None
+    counts = Counter(predictions)
+    text, top = counts.most_common(1)[0]
+    return PredictionStats(studies=len(predictions), distinct=len(counts),
+                           distinct_share=len(counts) / len(predictions), most_frequent_share=top / len(predictions),
+                           most_frequent=text)
+
+
+def protocol_for(config: RunConfig, source: DatasetSource, tokenizer: Tokenizer, context: ScoringContext,
+                 scores: Scores, init_report: dict[str, Any], **extra: Any) -> Protocol:
+    """The ``protocol`` of a training or evaluation record."""
+    return Protocol(
+        cleaning=source.cleaning_style,
+        references="cleaned with the dataset's R2Gen cleaning, never truncated",
+        bootstrap=Bootstrap(resamples=context.n_resamples, seed=context.seed),
+        splits=source.sizes(),
+        vocabulary={"size": len(tokenizer), "threshold": tokenizer.threshold, "built_on": "train"},
+        max_len=config.data.max_len,
+        decode={"method": config.decode.method, "beam_size": config.decode.beam_size,
+                "max_len": config.decode_max_len},
+        selection={"split": "val", "metric": config.train.select_metric},
+        profile=config.profile,
+        initialization=init_report,
+        dataset=dict(source.notes),
+        metric_groups=scores.protocol,
+        **extra,
+    )
+
+
+def summary_line(record: RunRecord) -> str:
+    parts = []
+    for key, entry in record.metrics.items():
+        parts.append(f"{key} {entry.value:.4f}" if entry.value is not None else f"{key} n/a")
+    return "test: " + ", ".join(parts)
