@@ -10,7 +10,7 @@
 # MCSAM's 2048-slot memory, top-32), 224 px images, batch 16, bf16 autocast (train.amp), on the synthetic
 # dataset (generated once into $RRGBENCH_CACHE; no data needed). One epoch capped at --steps steps, a
 # 16-study validation split and a 32-study test split, so decoding and scoring stay short. The figures
-# come from each run's results.json (efficiency section, see rrgbench/efficiency.py) and are summarised
+# come from each run's results.json (efficiency section, see rrgbench/run/efficiency.py) and are summarised
 # by benchmarks/gpu_report.py into OUT/efficiency.md and OUT/efficiency.json.
 #
 # Options: --cpu-smoke | --steps N | --models "mcsam r2gen" | --runs DIR | --out DIR | --dry-run
@@ -40,7 +40,6 @@ if [[ $SMOKE == 1 ]]; then
   if [[ -z $RUNS || -z $OUT || -z ${RRGBENCH_CACHE:-} ]]; then TMP=$(mktemp -d -t rrgbench-gpu-smoke-XXXXXX); fi
   RUNS=${RUNS:-$TMP/runs} OUT=${OUT:-$TMP/report}
   export RRGBENCH_CACHE=${RRGBENCH_CACHE:-$TMP/cache}
-  export RRGBENCH_EFFICIENCY=${RRGBENCH_EFFICIENCY:-warmup=1,repeats=2,batch_repeats=1,profile_repeats=1}
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # toy models: one thread is faster on a shared machine
   # shrink everything (the recipe's own architecture is kept, only smaller)
   COMMON=(--set dataset.image_size=64 --set data.image_size=64 --set data.train_resize=72 --set model.d_model=32

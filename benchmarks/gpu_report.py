@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rrgbench.record import load_records
+
 
 def _dig(data: Any, *path: str) -> Any:
     for key in path:
@@ -61,7 +63,7 @@ def _pct(share: float | None) -> float | None:
 def markdown(rows: list[dict[str, Any]]) -> str:
     header = list(rows[0]) if rows else ["model"]
     lines = ["# GPU efficiency check", "",
-             "Written by `benchmarks/gpu_check.sh` from the run records (see `rrgbench/efficiency.py` for how each "
+             "Written by `benchmarks/gpu_check.sh` from the run records (see `rrgbench/run/efficiency.py` for how each "
              "figure is measured). Empty cells: not applicable or not measured.", "",
              "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for entry in rows:
@@ -80,8 +82,7 @@ def main(argv: list[str]) -> int:
         print("usage: python benchmarks/gpu_report.py RUNS_DIR OUT_DIR", file=sys.stderr)
         return 2
     runs, out = Path(argv[0]), Path(argv[1])
-    records = [json.loads(p.read_text()) for p in sorted(runs.rglob("results.json"))]
-    rows = [row(r) for r in records if "model" in r]
+    rows = [row(record.to_json()) for record in load_records(runs).records]
     if not rows:
         print(f"error: no run records below {runs}", file=sys.stderr)
         return 1

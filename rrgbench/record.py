@@ -237,6 +237,7 @@ class RunRecord:
     validation: Validation | None = None
     predictions: PredictionStats | None = None
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # e.g. ce_per_observation
+    ablation_of: str | None = None  # the recipe this model ablates (declared at its registration)
     evaluated_from: str | None = None
     schema_version: int = SCHEMA_VERSION
 
@@ -358,7 +359,17 @@ def upgrade_v1(data: Mapping[str, Any]) -> dict[str, Any]:
         "config": _v1_config(config),
         "validation": _v1_validation(data.get("validation")),
         "evaluated_from": data.get("evaluated_from"),
+        "ablation_of": _v1_ablation_base(str(data["model"])),
     }
+
+
+V1_ABLATION_BASES = ("mcsam",)
+"""Version-1 records did not name ablation bases; their leaderboards found them from ``<base>-<variant>``
+names, and the only family among them was MCSAM's. The reader keeps that for those records alone."""
+
+
+def _v1_ablation_base(model: str) -> str | None:
+    return next((base for base in V1_ABLATION_BASES if model.startswith(base + "-")), None)
 
 
 _V1_GROUPS = {"bleu": "nlg", "meteor": "nlg", "rouge": "nlg", "cider": "nlg", "ce": "clinical", "radgraph": "radgraph"}
@@ -374,9 +385,9 @@ def _v1_metric(key: str, entry: Any) -> dict[str, Any]:
 def _v1_config(config: Any) -> dict[str, Any] | None:
     if not isinstance(config, Mapping):
         return None
+    flags = dict(config.get("user_overrides") or {})
     config = {k: v for k, v in config.items() if k not in ("recipe_kind", "user_overrides")}
-    config["overrides"] = {"flag": dict((config.get("overrides") or {}).get("flag", {}))} if "overrides" in config \
-        else {"flag": {}}
+    config["overrides"] = {"flag": flags} if flags else {}
     return config
 
 

@@ -92,10 +92,10 @@ def test_show_tell_recipe(registry: Registry) -> None:
     config = resolve_config(registry, "show-tell", "synthetic", profile="paper")
     assert config.components["decoder"] == "lstm"
     s = config.sections
-    assert (s["decoder"]["hidden"], s["decoder"]["layers"], s["decoder"]["dropout"]) == (512, 1, 0.5)
-    assert s["encoder"]["backbone"] == "resnet101"
+    assert (s["decoder"].hidden, s["decoder"].layers, s["decoder"].dropout) == (512, 1, 0.5)
+    assert s["encoder"].backbone == "resnet101"
     small = resolve_config(registry, "show-tell", "synthetic").sections
-    assert small["decoder"]["hidden"] == 256 and small["encoder"]["backbone"] == "regnetx_002"
+    assert small["decoder"].hidden == 256 and small["encoder"].backbone == "regnetx_002"
 
 
 # -- nearest neighbour -----------------------------------------------------------------------------
@@ -137,10 +137,9 @@ def nn_model(registry: Registry, train_images: torch.Tensor) -> ReportGenerator:
 def test_nearest_neighbor_recipe_does_not_train(registry: Registry) -> None:
     for profile in ("small", "paper"):
         config = resolve_config(registry, "nearest-neighbor", "synthetic", profile=profile)
-        assert config.sections["train"]["epochs"] == 0
-        assert config.sections["encoder"]["position_embedding"] is False
-        assert config.sections["train"]["amp"] is False
-        assert config.recipe_kind == "retrieval"
+        assert config.sections["train"].epochs == 0
+        assert config.sections["encoder"].position_embedding is False
+        assert config.sections["train"].amp is False
         assert config.components["decoder"] == "retrieval"
 
 

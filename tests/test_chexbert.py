@@ -140,8 +140,8 @@ def test_clinical_metrics_with_chexbert_absent_are_unavailable_not_zero(tmp_path
 
     context = ScoringContext(labeler="chexbert", n_resamples=10)
     scores = score(["no effusion ."], ["no effusion ."], context, groups=["clinical"])
-    for key, entry in scores.records.items():
-        assert entry["value"] is None and "CheXbert weights not found" in entry["unavailable"], key
+    for key, entry in scores.values.items():
+        assert entry.value is None and "CheXbert weights not found" in entry.unavailable, key
 
 
 def test_label_command_passes_labeler_options(tmp_path, no_env, capsys):
@@ -173,7 +173,7 @@ def test_clinical_record_names_the_chexbert_weights(tmp_path, no_env, monkeypatc
     scores = score(REPORTS[:2], REPORTS[:2], ScoringContext(labeler="chexbert", n_resamples=10), groups=["clinical"])
     assert scores.protocol["clinical"]["labeler"] == "chexbert"
     assert scores.protocol["clinical"]["labeler_source"] == {"checkpoint": str(checkpoint), "bert": str(bert)}
-    assert scores.records["ce_f1_micro"]["value"] is not None
+    assert scores.values["ce_f1_micro"].value is not None
 
 
 def test_same_labels_as_f1chexbert_get_label(tmp_path, no_env, monkeypatch):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
+import jsonschema
 import pytest
 
 from rrgbench.cli import main
+from rrgbench.record import SCHEMA_FILE
 
 NLG_KEYS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider")
 
@@ -27,16 +30,30 @@ def test_tiny_run_writes_a_complete_record(tmp_path, tiny, capsys):
     assert code == 0, capsys.readouterr().err
     [results] = list(tmp_path.rglob("results.json"))
     record = json.loads(results.read_text())
-    assert record["schema_version"] == 1 and record["model"] == "transformer" and record["dataset"] == "synthetic"
-    for key in NLG_KEYS:
+    jsonschema.validate(record, json.loads(SCHEMA_FILE.read_text()))
+    assert record["schema_version"] == 2 and record["kind"] == "training"
+    assert record["model"] == "transformer" and record["dataset"] == "synthetic"
+    java = shutil.which("java") is not None
+    for key in (*NLG_KEYS, "ce_f1_micro", "ce_f1_macro", "ce_precision_micro"):
         entry = record["metrics"][key]
-        assert isinstance(entry["value"], float) or entry.get("unavailable"), key
+        if key == "meteor" and not java:
+            assert "Java" in entry["unavailable"]
+            continue
+        assert isinstance(entry["value"], float) and len(entry["ci95"]) == 2, key
+        assert entry["ci95"][0] <= entry["value"] <= entry["ci95"][1], key
+    assert "Radgraph" in record["metrics"]["radgraph_f1"]["unavailable"] or \
+        "RadGraph" in record["metrics"]["radgraph_f1"]["unavailable"]
+    [point] = record["validation"]["history"]
+    assert point["step"] == 2 and set(point["values"]) == {"bleu_4", "ce_f1_micro"}
+    assert record["predictions"]["studies"] == 12 and 0 < record["predictions"]["most_frequent_share"] <= 1
+    assert [row["observation"] for row in record["tables"]["ce_per_observation"]][:2] == [
+        "No Finding", "Enlarged Cardiomediastinum"]
     assert record["protocol"]["splits"] == {"train": 48, "val": 12, "test": 12}
     assert record["protocol"]["profile"] == "small"
     assert record["environment"]["packages"]["torch"]
     run_dir = results.parent
     for name in ("config.json", "vocab.json", "status.json", "train_log.jsonl", "predictions.jsonl",
-                 "checkpoints/best.pt", "checkpoints/best.json", "checkpoints/last.pt"):
+                 "ce_per_observation.csv", "checkpoints/best.pt", "checkpoints/best.json", "checkpoints/last.pt"):
         assert (run_dir / name).exists(), name
     assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
     rows = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]

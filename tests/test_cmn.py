@@ -12,6 +12,7 @@ from rrgbench_cmn.schemas import CMNMemoryOptions
 from rrgbench.config import resolve_config
 from rrgbench.errors import ConfigError
 from rrgbench.extension.components import BuildContext
+from rrgbench.extension.options import as_dict
 from rrgbench.extension.plugins import registry
 from rrgbench.model import build_model
 
@@ -129,14 +130,14 @@ def test_r2gencmn_recipe_paper_settings_and_small_profile():
     reg = registry()
     paper = resolve_config(reg, "r2gencmn", "iu-xray")
     assert paper.components["memory"] == "cmn" and paper.components["alignment"] == "none"
-    assert paper.sections["memory"] == {"size": 2048, "topk": 32, "heads": 8, "dropout": 0.1}
-    assert paper.sections["encoder"]["backbone"] == "resnet101"
+    assert as_dict(paper.memory) == {"size": 2048, "topk": 32, "heads": 8, "dropout": 0.1}
+    assert paper.sections["encoder"].backbone == "resnet101"
     train = paper.sections["train"]
-    assert (train["lr_visual"], train["lr"], train["beta2"], train["weight_decay"]) == (1e-4, 5e-4, 0.98, 5e-5)
-    assert (train["amsgrad"], train["clip_value"], train["step_size"], train["gamma"]) == (True, 0.1, 3, 0.8)
-    assert paper.sections["decoder"]["d_ff"] == 512 and paper.sections["decode"]["beam_size"] == 3
+    assert (train.lr_visual, train.lr, train.beta2, train.weight_decay) == (1e-4, 5e-4, 0.98, 5e-5)
+    assert (train.amsgrad, train.clip_value, train.step_size, train.gamma) == (True, 0.1, 3, 0.8)
+    assert paper.sections["decoder"].d_ff == 512 and paper.sections["decode"].beam_size == 3
     small = resolve_config(reg, "r2gencmn", "synthetic")
-    assert (small.sections["memory"]["size"], small.sections["memory"]["topk"]) == (256, 16)
+    assert (small.sections["memory"].size, small.sections["memory"].topk) == (256, 16)
 
 
 def test_r2gencmn_model_trains_its_memory(tiny):

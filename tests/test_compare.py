@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from record_factory import make_record, save
 
 from rrgbench.cli import main
 from rrgbench.errors import DataError
-from rrgbench.io import write_json, write_jsonl
+from rrgbench.io import write_jsonl
 from rrgbench.metrics.nlg import score_nlg
+from rrgbench.record import MetricValue
 from rrgbench.scoring.compare import aggregate_seeds, compare_runs, load_predictions, single_run
 from rrgbench.scoring.engine import ScoringContext
 
@@ -44,9 +47,7 @@ def _run(folder: Path, predictions: list[str], order: list[int] | None = None, m
     write_jsonl(folder / "predictions.jsonl",
                 [{"id": IDS[k], "prediction": predictions[k], "reference": REFERENCES[k]} for k in order])
     if metrics is not None:
-        write_json(folder / "results.json", {"model": folder.parent.name, "metrics": metrics,
-                                             "protocol": {"clinical": {"labeler": "chexpert-rules",
-                                                                       "uncertain_mapping": "r2gen"}}})
+        save(folder, make_record(folder.parent.name, metrics=metrics))
     return folder
 
 
@@ -136,13 +137,12 @@ def test_cli_unknown_metric_and_folder_of_runs(runs, tmp_path, capsys):
 
 
 def test_aggregate_seeds():
-    records = [
-        {"metrics": {"bleu_4": {"value": 0.1}, "meteor": {"value": None, "unavailable": "no java"},
-                     "cider": {"value": 0.5}}},
-        {"metrics": {"bleu_4": {"value": 0.3}, "meteor": {"value": None, "unavailable": "no java"},
-                     "cider": {"value": None, "unavailable": "skipped"}}},
-    ]
-    summary = aggregate_seeds(records)
+    def record(bleu, cider):
+        metrics = {"bleu_4": MetricValue(bleu), "meteor": MetricValue(None, unavailable="no java"),
+                   "cider": MetricValue(cider, unavailable=None if cider is not None else "skipped")}
+        return SimpleNamespace(metrics=metrics)
+
+    summary = aggregate_seeds([record(0.1, 0.5), record(0.3, None)])
     assert summary["bleu_4"] == pytest.approx((0.2, 0.1414213562, 2))
     assert summary["cider"] == (0.5, 0.0, 1)
     assert "meteor" not in summary

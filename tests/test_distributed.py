@@ -81,11 +81,11 @@ def test_torchrun_two_cpu_processes_write_one_run_record(tmp_path, tiny):
     sets = {**tiny, "encoder.backbone": "test_convnext", "encoder.dropout": 0, "decoder.dropout": 0,
             "dataset.n_test": 11, "data.eval_batch_size": 4, "decode.max_len": 12}
     args = ["run", "--model", "transformer", "--dataset", "synthetic", "--epochs", "1", "--device", "cpu",
-            "--skip", "meteor", "--no-progress",
+            "--skip", "meteor", "--no-progress", "--efficiency", "off",
             *(arg for key, value in sets.items() if key != "train.epochs" for arg in ("--set", f"{key}={value}"))]
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "RRGBENCH_EFFICIENCY": "off"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(driver),
          str(tmp_path / "ddp.pt"), "go", *args, "--out", str(tmp_path / "runs")],

@@ -12,11 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from rrgbench.config import resolve_config
+from rrgbench.config import EfficiencyOptions, resolve_config
 from rrgbench.decode import beam_search, greedy
-from rrgbench.config import EfficiencyOptions
 from rrgbench.errors import ConfigError
-from rrgbench.run.evaluate import parameter_counts
 from rrgbench.extension.components import BuildContext, NoMemory
 from rrgbench.extension.plugins import registry
 from rrgbench.model import build_model
@@ -33,6 +31,7 @@ from rrgbench.run.efficiency import (
     train_figures,
     vs_no_memory,
 )
+from rrgbench.run.evaluate import parameter_counts
 
 
 @pytest.fixture(autouse=True)
@@ -78,7 +77,7 @@ def test_settings_follow_the_mode_and_auto_follows_the_run_length():
 
 
 def test_an_unknown_efficiency_mode_is_refused_before_the_run(tiny):
-    with pytest.raises(ConfigError, match="efficiency.mode"):
+    with pytest.raises(ConfigError, match=r"efficiency\.mode"):
         resolve_config(registry(), "transformer", "synthetic", {**tiny, "efficiency.mode": "quick"})
 
 

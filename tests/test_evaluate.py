@@ -25,18 +25,11 @@ def _read(path):
 def trained(tmp_path_factory):
     """One tiny finished run (no training: the weights only have to round-trip)."""
     out = tmp_path_factory.mktemp("runs")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RRGBENCH_EFFICIENCY", "off")
-        code = main(["run", "--model", "transformer", "--device", "cpu", "--out", str(out), "--skip", "meteor",
-                     "--no-progress", *_sets({**FAST, "train.epochs": 0})])
+    code = main(["run", "--model", "transformer", "--device", "cpu", "--out", str(out), "--skip", "meteor",
+                 "--no-progress", "--efficiency", "off", *_sets({**FAST, "train.epochs": 0})])
     assert code == 0
     [record] = list(out.rglob("results.json"))
     return record.parent
-
-
-@pytest.fixture(autouse=True)
-def _no_efficiency(monkeypatch):
-    monkeypatch.setenv("RRGBENCH_EFFICIENCY", "off")
 
 
 @pytest.mark.slow
@@ -63,10 +56,10 @@ def test_predict_is_the_evaluation_decode_of_one_study(trained, capsys):
     from rrgbench.data.loader import StudyDataset, make_loader
     from rrgbench.data.studies import Study
     from rrgbench.extension.plugins import registry
-    from rrgbench.run.loop import decode_loader, load_trained
+    from rrgbench.run.evaluate import decode_loader, load_trained
 
     best = trained / "checkpoints" / "best.pt"
-    folder = Path(_read(trained / "results.json")["protocol"]["synthetic"]["folder"])
+    folder = Path(_read(trained / "results.json")["protocol"]["dataset"]["synthetic"]["folder"])
     entry = _read(folder / "annotation.json")["test"][0]
     image = folder / entry["image_path"][0]
     assert main(["predict", "--checkpoint", str(best), str(image), "--device", "cpu"]) == 0

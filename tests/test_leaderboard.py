@@ -6,8 +6,10 @@ import json
 
 import pandas as pd
 import pytest
+from record_factory import make_record, metric, save
 
 from rrgbench.cli import main
+from rrgbench.record import Efficiency, Inference, Parameters, Retrieval, Timing, TrainCost
 from rrgbench.report.leaderboard import (
     EFFICIENCY_KEYS,
     REPORT_FILES,
@@ -25,38 +27,41 @@ METRICS = ("bleu_4", "meteor", "ce_f1_micro")
 
 
 def efficiency(latency=0.2, share=0.1, size=256, overhead=0.3, memory=True):
-    retrieval = {"memory_size": size if memory else None, "share_of_forward": share if memory else None,
-                 "share_of_generate": share * 2 if memory else None,
-                 "vs_no_memory": {"method": "identity", "decode_overhead": overhead} if memory else
-                 {"method": None, "unavailable": "the model has no memory component"}}
-    if not memory:
-        retrieval["unavailable"] = "the model has no memory component"
-    return {"parameters": {"total": 12_000_000}, "train": {"samples_per_second": 40.0},
-            "inference": {"latency_batch1": {"seconds": {"median": latency}},
-                          "throughput": {"studies_per_second": 30.0}},
-            "peak_memory": {"run": {"peak_rss_bytes": 2**30}}, "retrieval": retrieval,
-            "device": {"torch_threads": 2}}
+    if memory:
+        retrieval = Retrieval(memory="clinical-memory", memory_size=size, share_of_forward=share,
+                              share_of_generate=share * 2,
+                              vs_no_memory={"method": "identity", "decode_overhead": overhead})
+    else:
+        retrieval = Retrieval(memory="none", unavailable="the model has no memory component",
+                              vs_no_memory={"method": None, "unavailable": "the model has no memory component"})
+    return Efficiency(parameters=Parameters(total=12_000_000, trainable=12_000_000),
+                      train=TrainCost(steps_timed=10, warmup_steps_excluded=1,
+                                      step_seconds=Timing(0.2, 0.3, 0.2, 10), samples_per_second=40.0),
+                      inference=Inference(latency_batch1={"seconds": {"median": latency}},
+                                          throughput={"studies_per_second": 30.0}),
+                      peak_memory={"run": {"peak_rss_bytes": 2**30}}, retrieval=retrieval,
+                      device={"torch_threads": 2})
 
 
 def record(model, seed=0, bleu=0.1, overrides=None, created="2026-01-01T00:00:00", eff=None, meteor=None):
-    metrics = {"bleu_4": {"value": bleu, "ci95": [bleu - 0.02, bleu + 0.02], "higher_is_better": True},
-               "meteor": {"value": meteor, "higher_is_better": True} if meteor is not None else
-               {"value": None, "higher_is_better": True, "unavailable": "skipped on request (--skip meteor)"},
-               "ce_f1_micro": {"value": 0.3 + bleu, "ci95": [0.2, 0.5], "higher_is_better": True}}
+    metrics = {"bleu_4": metric(bleu, (bleu - 0.02, bleu + 0.02), group="nlg"),
+               "meteor": metric(meteor, group="nlg") if meteor is not None else
+               metric(None, unavailable="skipped on request (--skip meteor)", group="nlg"),
+               "ce_f1_micro": metric(0.3 + bleu, (0.2, 0.5), group="clinical")}
     overrides = dict(overrides or {})
-    return {"schema_version": 1, "run_id": f"{model}-{seed}-{created}", "model": model, "dataset": "synthetic",
-            "profile": "small", "seed": seed, "metrics": metrics, "created": created,
-            "protocol": {"clinical": {"labeler": "chexpert-rules"}},
-            "efficiency": eff if eff is not None else efficiency(memory=model.startswith("mcsam")),
-            "environment": {"device": "cpu", "device_name": "x86_64", "git": {"commit": "abc1234def", "dirty": False}},
-            "config": {"model": model, "sections": {"memory": overrides}, "user_overrides": overrides}}
+    rec = make_record(model, "synthetic", seed=seed, metrics=metrics, created=created,
+                      run_id=f"{model}-{seed}-{created}", profile="small",
+                      config={"model": model, "sections": {"memory": overrides}, "overrides": {"flag": overrides}},
+                      efficiency=eff if eff is not None else efficiency(memory=model.startswith("mcsam")),
+                      ablation_of="mcsam" if model.startswith("mcsam-") else None)
+    rec.environment.device_name = "x86_64"
+    rec.environment.git = {"commit": "abc1234def", "dirty": False}
+    return rec
 
 
 def write_records(root, records):
     for i, rec in enumerate(records):
-        path = root / rec["dataset"] / rec["model"] / f"run{i}" / "results.json"
-        path.parent.mkdir(parents=True)
-        path.write_text(json.dumps(rec))
+        save(root / rec.dataset / rec.model / f"run{i}", rec)
 
 
 @pytest.fixture
@@ -66,8 +71,7 @@ def records():
         record("mcsam", 0, 0.20, eff=efficiency(latency=0.3)), record("mcsam", 1, 0.22, eff=efficiency(latency=0.3)),
         record("mcsam", 0, 0.30, overrides={"memory.size": "1024"}, eff=efficiency(size=1024, share=0.3)),
         record("mcsam-no-memory", 0, 0.15, eff=efficiency(memory=False)),
-        record("nearest-neighbor", 0, 0.05, eff={"parameters": {"total": 1}, "train": {
-            "samples_per_second": None, "unavailable": "no training steps were run (train.epochs = 0)"}}),
+        record("nearest-neighbor", 0, 0.05, eff=Efficiency(parameters=Parameters(total=1, trainable=0))),
     ]
 
 
@@ -98,7 +102,7 @@ def test_markdown_marks_best_direction_and_unavailable(records):
     eff = {r[0]: dict(zip(eff_header, r, strict=True)) for r in eff_rows}
     assert eff["transformer"]["latency b1 (ms) ↓"].startswith("**200.0**")  # lower is better
     assert eff["nearest-neighbor"]["train samples/s ↑"] == "n/a[^train_samples_per_s]"
-    assert "[^train_samples_per_s]: no training steps were run" in text
+    assert "[^train_samples_per_s]: not measured in this record" in text
     assert eff["transformer"]["memory share of forward (%) ↓"].startswith("n/a[^memory_share_pct")
     assert "## Ablations" in text and "Base: **mcsam**" in text
 
@@ -172,8 +176,8 @@ def test_the_report_rebuilds_byte_for_byte_from_its_own_records(tmp_path, record
 def test_published_reports_and_records_name_no_home_folder(tmp_path, records, monkeypatch):
     home = tmp_path / "home" / "alice"
     monkeypatch.setenv("HOME", str(home))
-    records[0]["metrics"]["meteor"]["unavailable"] = f"jar not found at {home}/.cache/meteor.jar"
-    records[0]["protocol"]["synthetic"] = {"folder": f"{home}/.cache/rrgbench/synthetic/abc", "other": f"{home}x"}
+    records[0].metrics["meteor"].unavailable = f"jar not found at {home}/.cache/meteor.jar"
+    records[0].protocol.dataset["synthetic"] = {"folder": f"{home}/.cache/rrgbench/synthetic/abc", "other": f"{home}x"}
     write_records(tmp_path / "runs", records)
     build_reports(tmp_path / "runs", tmp_path / "out")
     folder = tmp_path / "out" / "synthetic"
@@ -181,5 +185,6 @@ def test_published_reports_and_records_name_no_home_folder(tmp_path, records, mo
         assert str(home) + "/" not in path.read_bytes().decode("utf-8", "replace"), path.name
     assert "jar not found at ~/.cache/meteor.jar" in (folder / "leaderboard.md").read_text()
     [kept] = [json.loads(p.read_text()) for p in (folder / "records").rglob("results.json")
-              if "synthetic" in json.loads(p.read_text())["protocol"]]
-    assert kept["protocol"]["synthetic"] == {"folder": "~/.cache/rrgbench/synthetic/abc", "other": f"{home}x"}
+              if "synthetic" in json.loads(p.read_text())["protocol"]["dataset"]]
+    assert kept["protocol"]["dataset"]["synthetic"] == {"folder": "~/.cache/rrgbench/synthetic/abc",
+                                                        "other": f"{home}x"}

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import torch
 
+from rrgbench.config import DataOptions
 from rrgbench.data import synthetic as syn
 from rrgbench.data.loader import StudyDataset
 from rrgbench.data.studies import Study
 from rrgbench.data.tokenizer import Tokenizer
 
-DATA = {"image_size": 32, "train_resize": 36, "flip": False, "max_len": 40}
+DATA = DataOptions(image_size=32, train_resize=36, flip=False, max_len=40)
 
 
 def _studies(folder: Path) -> list[Study]:

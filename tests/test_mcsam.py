@@ -10,7 +10,6 @@ import torch
 from rrgbench_mcsam.alignment import SemanticAlignment
 from rrgbench_mcsam.memory import ClinicalMemory, ot_samples
 from rrgbench_mcsam.ot import balanced_prototypes, marginal_errors, sinkhorn, usage_entropy
-from rrgbench_mcsam.recipes import RECIPES
 from rrgbench_mcsam.schemas import ClinicalMemoryOptions, SAMOptions
 
 from rrgbench.cli import main as cli_main
@@ -18,7 +17,7 @@ from rrgbench.config import resolve_config
 from rrgbench.extension.components import BuildContext, MemoryOutput, NoAlignment, TrainingSummary
 from rrgbench.extension.plugins import registry
 from rrgbench.model import ReportGenerator, build_model
-from rrgbench.run.loop import make_optimizer
+from rrgbench.run.setup import make_optimizer
 
 D = 32
 CONTEXT = BuildContext(d_model=D, vocab_size=40, pad_id=0, bos_id=1, eos_id=2, max_len=20, n_views=1, image_size=64)
@@ -216,12 +215,14 @@ def test_set_memory_size_reaches_the_built_model(tiny):
     assert model.memory.matrix.shape == (24, D)
 
 
-def test_listing_shows_every_recipe(capsys):
-    assert cli_main(["list", "models"]) == 0
-    listed = capsys.readouterr().out
-    for name in (*RECIPES, "r2gencmn"):
-        assert f"  {name} " in listed
-    assert len(RECIPES) == 6
+def test_listing_shows_every_recipe_the_issue_asks_for(capsys):
+    assert cli_main(["list", "models", "mcsam*"]) == 0
+    listed = {line.split()[0] for line in capsys.readouterr().out.splitlines() if line.startswith("  ") and
+              not line.startswith("   ")}
+    assert listed == {"mcsam", "mcsam-no-memory", "mcsam-random-memory", "mcsam-frozen-memory", "mcsam-no-sam",
+                      "mcsam-no-prompts"}
+    for name in listed - {"mcsam"}:
+        assert registry().get("model", name).extra["ablation_of"] == "mcsam"
 
 
 def test_batch_norm_heads_separate_nearly_identical_studies():

@@ -56,7 +56,7 @@ def test_in_test_plugin_adds_component_and_recipe(fresh_plugins, tiny):
     assert "scale" in reg.names("memory")
     config = resolve_config(reg, "scaled-transformer", "synthetic", tiny)
     assert config.components["memory"] == "scale"
-    assert config.sections["memory"]["factor"] == 3.0
+    assert config.sections["memory"].factor == 3.0
     context = BuildContext(d_model=32, vocab_size=20, pad_id=0, bos_id=1, eos_id=2, max_len=10, n_views=1,
                            image_size=64)
     model = build_model(reg, config, context)
@@ -69,7 +69,7 @@ def test_set_override_is_validated(fresh_plugins, tiny):
     fresh_plugins.register_plugin(InTestPlugin(), name="in-test")
     reg = fresh_plugins.registry
     config = resolve_config(reg, "scaled-transformer", "synthetic", {**tiny, "memory.factor": "0.5"})
-    assert config.sections["memory"]["factor"] == 0.5
+    assert config.sections["memory"].factor == 0.5
     with pytest.raises(ConfigError, match="below the minimum"):
         resolve_config(reg, "scaled-transformer", "synthetic", {"memory.factor": "-1"})
     with pytest.raises(ConfigError, match="did you mean 'factor'"):

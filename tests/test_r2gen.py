@@ -185,17 +185,17 @@ def test_recipe_paper_settings(registry: Registry) -> None:
     config = resolve_config(registry, "r2gen", "synthetic", profile="paper")
     s = config.sections
     assert config.components == {"encoder": "timm", "memory": "none", "alignment": "none", "decoder": "r2gen"}
-    assert s["encoder"]["backbone"] == "resnet101"
-    assert s["model"]["d_model"] == 512
-    assert (s["decoder"]["layers"], s["decoder"]["heads"], s["decoder"]["d_ff"]) == (3, 8, 512)
-    assert (s["decoder"]["rm_slots"], s["decoder"]["rm_heads"], s["decoder"]["dropout"]) == (3, 8, 0.1)
-    assert (s["decode"]["method"], s["decode"]["beam_size"]) == ("beam", 3)
-    assert s["train"]["amsgrad"] and s["train"]["weight_decay"] == 5e-5
-    assert (s["train"]["lr_visual"], s["train"]["lr"], s["train"]["clip_value"]) == (5e-5, 1e-4, 0.1)
-    assert (s["train"]["step_size"], s["train"]["gamma"]) == (50, 0.1)
+    assert s["encoder"].backbone == "resnet101"
+    assert s["model"].d_model == 512
+    assert (s["decoder"].layers, s["decoder"].heads, s["decoder"].d_ff) == (3, 8, 512)
+    assert (s["decoder"].rm_slots, s["decoder"].rm_heads, s["decoder"].dropout) == (3, 8, 0.1)
+    assert (s["decode"].method, s["decode"].beam_size) == ("beam", 3)
+    assert s["train"].amsgrad and s["train"].weight_decay == 5e-5
+    assert (s["train"].lr_visual, s["train"].lr, s["train"].clip_value) == (5e-5, 1e-4, 0.1)
+    assert (s["train"].step_size, s["train"].gamma) == (50, 0.1)
 
 
 def test_recipe_small_profile(registry: Registry) -> None:
     s = resolve_config(registry, "r2gen", "synthetic").sections
-    assert s["model"]["d_model"] == 128 and s["encoder"]["backbone"] == "regnetx_002"
-    assert s["decoder"]["heads"] == s["decoder"]["rm_heads"] == 4
+    assert s["model"].d_model == 128 and s["encoder"].backbone == "regnetx_002"
+    assert s["decoder"].heads == s["decoder"].rm_heads == 4

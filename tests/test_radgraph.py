@@ -118,8 +118,8 @@ def test_metric_group_records_values_cis_and_protocol(stand_in, clean_env, monke
     monkeypatch.setenv(rg.ENV_DIR, str(stand_in / "radgraph"))  # the model folder itself works too
     scores = score(PREDICTIONS, REFERENCES, ScoringContext(n_resamples=50), groups=["radgraph"])
     for key in rg.RADGRAPH_KEYS:
-        entry = scores.records[key]
-        assert isinstance(entry["value"], float) and len(entry["ci95"]) == 2, key
+        entry = scores.values[key]
+        assert isinstance(entry.value, float) and len(entry.ci95) == 2, key
     assert scores.protocol["radgraph"]["model_type"] == "radgraph"
 
 
@@ -138,9 +138,9 @@ def test_missing_model_folder_is_unavailable_with_where_to_put_it(tmp_path, clea
     monkeypatch.setenv(rg.ENV_DIR, str(tmp_path))
     scores = score(["no effusion ."], ["no effusion ."], ScoringContext(), groups=["radgraph"])
     for key in rg.RADGRAPH_KEYS:
-        entry = scores.records[key]
-        assert entry["value"] is None, key
-        assert "RadGraph model not found" in entry["unavailable"] and rg.ENV_DIR in entry["unavailable"]
+        entry = scores.values[key]
+        assert entry.value is None, key
+        assert "RadGraph model not found" in entry.unavailable and rg.ENV_DIR in entry.unavailable
 
 
 def test_package_not_installed_is_unavailable_with_install_hint(clean_env, monkeypatch):
@@ -153,8 +153,8 @@ def test_package_not_installed_is_unavailable_with_install_hint(clean_env, monke
 
     monkeypatch.setattr(rg.metadata, "version", version)
     scores = score(["a ."], ["a ."], ScoringContext(), groups=["radgraph"])
-    assert scores.records["radgraph_f1"] == {"value": None, "higher_is_better": True,
-                                             "unavailable": rg.NOT_INSTALLED}
+    entry = scores.values["radgraph_f1"]
+    assert (entry.value, entry.higher_is_better, entry.unavailable) == (None, True, rg.NOT_INSTALLED)
     assert "pip install radgraph" in rg.NOT_INSTALLED
 
 
@@ -166,4 +166,4 @@ def test_base_transformer_not_cached_offline_is_unavailable(tmp_path, clean_env,
     (folder / "config.json").write_text(json.dumps(_config("nobody/not-a-cached-model")))
     monkeypatch.setenv(rg.ENV_DIR, str(tmp_path))
     scores = score(["a ."], ["a ."], ScoringContext(), groups=["radgraph"])
-    assert "nobody/not-a-cached-model" in scores.records["radgraph_f1"]["unavailable"]
+    assert "nobody/not-a-cached-model" in scores.values["radgraph_f1"].unavailable

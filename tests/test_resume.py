@@ -17,8 +17,9 @@ import sys
 import pytest
 import torch
 
-from rrgbench.config import RunConfig
+from rrgbench.config import RunConfig, resolve_config
 from rrgbench.errors import ConfigError
+from rrgbench.extension.plugins import registry
 from rrgbench.run.layout import create_run
 from rrgbench.run.resume import (
     SeededSamples,
@@ -37,7 +38,7 @@ action, at_step = sys.argv[1], int(sys.argv[2])
 original = train.Trainer.train_step
 def train_step(self, batch):
     out = original(self, batch)
-    if self.step == at_step and action != "none":
+    if self.state.step == at_step and action != "none":
         os.kill(os.getpid(), signal.SIGKILL if action == "kill" else signal.SIGTERM)
     return out
 train.Trainer.train_step = train_step
@@ -47,9 +48,20 @@ raise SystemExit(main(sys.argv[3:]))
 
 
 def _config(seed: int = 0, lr: float = 1e-3) -> RunConfig:
-    return RunConfig(model="transformer", dataset="synthetic", profile="small", seed=seed,
-                     components={"encoder": "timm", "memory": "none", "alignment": "none", "decoder": "transformer"},
-                     sections={"train": {"lr": lr, "epochs": 2}, "data": {"batch_size": 8}})
+    return resolve_config(registry(), "transformer", "synthetic", {"train.lr": lr, "train.epochs": 2,
+                                                                   "data.batch_size": 8}, seed=seed)
+
+
+def _left_behind(out, config: RunConfig, status: str, **extra):
+    """A run folder left behind by a process that has ended (so its lock is free)."""
+    run = create_run(out, config)
+    run.set_status(status, **extra)
+    run.unlock()
+    return run
+
+
+def _resolve(out, config: RunConfig, spec: str = "auto"):
+    return resolve_resume(registry(), out, config, spec)
 
 
 # -- which run ---------------------------------------------------------------------------------------
@@ -59,43 +71,54 @@ def test_config_diff_names_the_keys():
 
 
 def test_resume_picks_the_latest_unfinished_run_of_the_same_config(tmp_path):
-    old = create_run(tmp_path, _config())
-    old.set_status("failed", error="boom")
-    newer = create_run(tmp_path, _config())
-    newer.set_status("interrupted")
-    create_run(tmp_path, _config(seed=1)).set_status("failed")
-    assert resolve_resume(tmp_path, _config(), "auto").path == newer.path
+    old = _left_behind(tmp_path, _config(), "failed", error="boom")
+    newer = _left_behind(tmp_path, _config(), "interrupted")
+    _left_behind(tmp_path, _config(seed=1), "failed")
+    assert _resolve(tmp_path, _config()).path == newer.path
     newer.set_status("finished")
-    assert resolve_resume(tmp_path, _config(), "auto").path == old.path  # unfinished before finished
+    assert _resolve(tmp_path, _config()).path == old.path  # unfinished before finished
     old.set_status("finished")
-    assert resolve_resume(tmp_path, _config(), "auto").path == newer.path  # finished: reported, not retrained
-    assert resolve_resume(tmp_path, _config(seed=2), "auto") is None  # nothing: a new run starts
-    create_run(tmp_path, _config(seed=2)).set_status("finished", evaluated_from="/x/best.pt")
-    assert resolve_resume(tmp_path, _config(seed=2), "auto") is None  # an evaluation record is no training run
+    assert _resolve(tmp_path, _config()).path == newer.path  # finished: reported, not retrained
+    assert _resolve(tmp_path, _config(seed=2)) is None  # nothing: a new run starts
+    _left_behind(tmp_path, _config(seed=2), "finished", evaluated_from="/x/best.pt")
+    assert _resolve(tmp_path, _config(seed=2)) is None  # an evaluation record is no training run
 
 
 def test_a_run_whose_process_is_alive_is_not_resumed(tmp_path):
-    run = create_run(tmp_path, _config())  # status running with this test's pid ...
+    run = _left_behind(tmp_path, _config(), "running")  # status running with this test's pid ...
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)  # rrgbench"])
     try:
         run.set_status("running", pid=sleeper.pid, host=os.uname().nodename)
         with pytest.raises(ConfigError, match="still running"):
-            resolve_resume(tmp_path, _config(), str(run.path))
+            _resolve(tmp_path, _config(), str(run.path))
     finally:
         sleeper.kill()
         sleeper.wait()
-    assert resolve_resume(tmp_path, _config(), str(run.path)).path == run.path  # dead now: resumable
+    assert _resolve(tmp_path, _config(), str(run.path)).path == run.path  # dead now: resumable
+
+
+def test_a_locked_run_is_not_resumed_even_when_its_status_looks_dead(tmp_path):
+    run = _left_behind(tmp_path, _config(), "failed")
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; h = open(sys.argv[1], 'a'); "
+                               "fcntl.flock(h, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)",
+                               str(run.path / ".lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(ConfigError, match="still running"):
+            _resolve(tmp_path, _config(), str(run.path))
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_a_config_change_on_resume_is_refused_naming_the_keys(tmp_path):
-    run = create_run(tmp_path, _config())
-    run.set_status("interrupted")
+    run = _left_behind(tmp_path, _config(), "interrupted")
     with pytest.raises(ConfigError) as info:
-        resolve_resume(tmp_path, _config(lr=0.5), str(run.path))
+        _resolve(tmp_path, _config(lr=0.5), str(run.path))
     message = str(info.value)
     assert "sections.train.lr: 0.001 -> 0.5" in message and "\n" not in message
     with pytest.raises(ConfigError, match="not a run directory"):
-        resolve_resume(tmp_path, _config(), str(tmp_path / "nope"))
+        _resolve(tmp_path, _config(), str(tmp_path / "nope"))
 
 
 def test_cli_resume_with_a_different_setting_is_one_line(tmp_path, tiny, capsys):
@@ -104,8 +127,7 @@ def test_cli_resume_with_a_different_setting_is_one_line(tmp_path, tiny, capsys)
     from rrgbench.extension.plugins import registry
 
     config = resolve_config(registry(), "transformer", "synthetic", {k: str(v) for k, v in tiny.items()})
-    run = create_run(tmp_path, config)
-    run.set_status("failed", error="x")
+    run = _left_behind(tmp_path, config, "failed", error="x")
     sets = [arg for key, value in tiny.items() for arg in ("--set", f"{key}={value}")]
     code = main(["run", "--model", "transformer", "--out", str(tmp_path), "--resume", str(run.path), *sets,
                  "--set", "train.lr=0.5"])
@@ -165,14 +187,15 @@ def _args(tiny):
     sets = {**tiny, "encoder.backbone": "test_resnet", "train.epochs": 2, "train.max_steps_per_epoch": 3,
             "train.checkpoint_every": 2, "decode.max_len": 12}
     return ["run", "--model", "transformer", "--dataset", "synthetic", "--device", "cpu", "--skip", "meteor",
-            "--no-progress", *(arg for key, value in sets.items() for arg in ("--set", f"{key}={value}"))]
+            "--no-progress", "--efficiency", "off",
+            *(arg for key, value in sets.items() for arg in ("--set", f"{key}={value}"))]
 
 
-def _run(tmp_path, action, step, tiny, *extra):
+def _drive(tmp_path, action, step, tiny, *extra):
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     # the same for every run; no thread oversubscription; no efficiency timing (not compared)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "RRGBENCH_EFFICIENCY": "off"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, str(driver), action, str(step), *_args(tiny), *extra],
                           capture_output=True, text=True, timeout=600, env=env)
 
@@ -184,17 +207,17 @@ def _only_run(root):
 
 @pytest.mark.slow
 def test_killed_and_interrupted_run_resumes_to_identical_results(tmp_path, tiny, capsys):
-    reference = _run(tmp_path, "none", 0, tiny, "--out", str(tmp_path / "a"))
+    reference = _drive(tmp_path, "none", 0, tiny, "--out", str(tmp_path / "a"))
     assert reference.returncode == 0, reference.stderr
     expected = _only_run(tmp_path / "a")
 
     out = ["--out", str(tmp_path / "b")]
-    killed = _run(tmp_path, "kill", 5, tiny, *out)  # steps 1-3: epoch 1; checkpoints at steps 2, 3 and 4
+    killed = _drive(tmp_path, "kill", 5, tiny, *out)  # steps 1-3: epoch 1; checkpoints at steps 2, 3 and 4
     assert killed.returncode == -signal.SIGKILL
     run = _only_run(tmp_path / "b")
     assert json.loads((run / "status.json").read_text())["status"] == "running"
 
-    stopped = _run(tmp_path, "term", 5, tiny, *out, "--resume")  # resumes at step 4, stops after step 5
+    stopped = _drive(tmp_path, "term", 5, tiny, *out, "--resume")  # resumes at step 4, stops after step 5
     assert stopped.returncode == 143, stopped.stderr
     assert "from last.pt (epoch 2, batch 1, step 4)" in stopped.stdout
     assert "interrupted by SIGTERM" in stopped.stderr and stopped.stderr.strip().count("\n") == 0
@@ -206,7 +229,7 @@ def test_killed_and_interrupted_run_resumes_to_identical_results(tmp_path, tiny,
         handle.write(b"\0" * 16)
     with open(run / "train_log.jsonl", "a") as handle:
         handle.write('{"event": "st')
-    resumed = _run(tmp_path, "none", 0, tiny, *out, "--resume")
+    resumed = _drive(tmp_path, "none", 0, tiny, *out, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert "using last.prev.pt" in resumed.stdout and "(epoch 2, batch 1, step 4)" in resumed.stdout
     assert _only_run(tmp_path / "b") == run  # still one run directory
@@ -214,6 +237,9 @@ def test_killed_and_interrupted_run_resumes_to_identical_results(tmp_path, tiny,
     assert (run / "predictions.jsonl").read_bytes() == (expected / "predictions.jsonl").read_bytes()
     got, want = (json.loads((r / "results.json").read_text()) for r in (run, expected))
     assert got["metrics"] == want["metrics"]
+    for record in (got, want):  # wall-clock seconds differ between runs; everything else must not
+        for point in record["validation"]["history"]:
+            point.pop("seconds")
     assert got["validation"] == want["validation"]
     assert json.loads((run / "status.json").read_text())["status"] == "finished"
     rows = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]

@@ -6,11 +6,13 @@ import csv
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from rrgbench.cli import main
 from rrgbench.errors import DataError
 from rrgbench.metrics.labelers import OBSERVATIONS, CheXpertRulesLabeler
+from rrgbench.record import SCHEMA_FILE
 from rrgbench.scoring.external import ReportFile, match_reports, read_reports
 
 REFERENCES = {
@@ -66,16 +68,18 @@ def test_score_writes_a_run_shaped_record(tmp_path, files, capsys):
     code, out = _score(tmp_path, *files, "--dataset", "iu-xray")
     assert code == 0, capsys.readouterr().err
     record = json.loads((out / "results.json").read_text())
-    for key in ("schema_version", "run_id", "model", "dataset", "metrics", "protocol", "environment", "created"):
-        assert key in record, key
-    assert record["schema_version"] == 1 and record["model"] == "my-system" and record["dataset"] == "iu-xray"
+    jsonschema.validate(record, json.loads(SCHEMA_FILE.read_text()))
+    assert record["schema_version"] == 2 and record["kind"] == "external"
+    assert record["model"] == "my-system" and record["dataset"] == "iu-xray"
+    assert record["config"] is None and "no model was run" in record["efficiency"]["unavailable"]
     for key in (*NLG_KEYS, "ce_f1_micro", "ce_f1_macro"):
         entry = record["metrics"][key]
         assert isinstance(entry["value"], float) and len(entry["ci95"]) == 2, key
     assert record["metrics"]["meteor"]["value"] is None and "skipped" in record["metrics"]["meteor"]["unavailable"]
     protocol = record["protocol"]
-    assert protocol["cleaning"] == "none" and protocol["matching"]["studies"] == 4
-    assert protocol["clinical"]["labeler"] == "chexpert-rules" and protocol["clinical"]["uncertain_mapping"] == "r2gen"
+    assert protocol["cleaning"] == "none" and protocol["external"]["matching"]["studies"] == 4
+    clinical = protocol["metric_groups"]["clinical"]
+    assert clinical["labeler"] == "chexpert-rules" and clinical["uncertain_mapping"] == "r2gen"
     assert record["environment"]["packages"]["pycocoevalcap"]
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == list(REFERENCES)  # references' order
@@ -146,7 +150,7 @@ def test_id_mismatch_is_a_clear_error_unless_partial(tmp_path, capsys):
     assert "--allow-partial" in err and err.strip().count("\n") == 0
     code, out = _score(tmp_path, preds, refs, "--allow-partial")
     assert code == 0
-    matching = json.loads((out / "results.json").read_text())["protocol"]["matching"]
+    matching = json.loads((out / "results.json").read_text())["protocol"]["external"]["matching"]
     assert matching == {"studies": 2, "missing_in_predictions": 2, "extra_in_predictions": 1, "partial": True}
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from record_factory import make_record, save
 
 from rrgbench.errors import ConfigError
 from rrgbench.extension.plugins import registry
@@ -37,9 +37,9 @@ def test_shipped_suites_cover_every_model(name, seeds):
         per_model.setdefault(item.config.model, set()).add(item.config.seed)
     assert all(len(per_model[m]) >= seeds for m in ALL_MODELS)
     nn = next(p for p in planned if p.config.model == "nearest-neighbor")
-    assert nn.config.sections["train"]["epochs"] == 0
+    assert nn.config.sections["train"].epochs == 0
     no_prompts = next(p for p in planned if p.config.model == "mcsam-no-prompts")
-    assert no_prompts.config.sections["decoder"]["n_prompts"] == 0
+    assert no_prompts.config.sections["decoder"].n_prompts == 0
     if name == "ci-tiny.yaml":
         assert "meteor" in suite.skip
 
@@ -47,23 +47,28 @@ def test_shipped_suites_cover_every_model(name, seeds):
 def test_suite_overrides_are_soft_model_overrides_strict():
     suite = parse_suite({"models": ["show-tell", "transformer"], "overrides": {"decoder.heads": 2}})
     configs = {p.config.model: p.config for p in plan(suite, registry())}
-    assert "heads" not in configs["show-tell"].sections["decoder"]  # the LSTM has no heads: skipped
-    assert configs["transformer"].sections["decoder"]["heads"] == 2
+    assert not hasattr(configs["show-tell"].decoder, "heads")  # the LSTM has no heads: skipped
+    assert configs["transformer"].sections["decoder"].heads == 2
     strict = parse_suite({"models": [{"model": "show-tell", "overrides": {"decoder.heads": 2}}]})
     with pytest.raises(ConfigError, match=r"show-tell on synthetic.*decoder.heads"):
         plan(strict, registry())
 
 
 def _fake_training(calls, fail=()):
+    """Stands in for training: a finished run folder whose record names the plugin code, as a real run's does."""
     def run_training(reg, config, request):
+        from rrgbench.run.environment import plugin_code
         from rrgbench.run.layout import create_run
 
         calls.append(config.model)
         if config.model in fail:
             raise RuntimeError("boom")
         run = create_run(request.out, config)
-        (run.path / "results.json").write_text(json.dumps({"model": config.model, "metrics": {}}))
+        record = make_record(config.model, seed=config.seed, config=config.to_dict())
+        record.environment.plugins = plugin_code(reg, config)
+        save(run.path, record)
         run.set_status("finished")
+        run.unlock()
         return run
 
     return run_training
@@ -83,7 +88,40 @@ def test_finished_runs_are_skipped_and_failures_reported(tmp_path, monkeypatch):
     second = run_suite(suite, registry(), tmp_path, log=lambda _: None)
     assert calls == ["r2gen", "r2gen"] and len(second.skipped) == 2
     config = plan(suite, registry())[0].config
-    assert already_finished(tmp_path, config) is not None
+    assert already_finished(registry(), tmp_path, config) is not None
+
+
+PLUGIN = """
+from rrgbench import hookimpl
+
+@hookimpl
+def rrgbench_register_models(register):
+    register("kv-transformer", description="a third-party recipe", ablation_of="transformer")
+"""
+
+
+def test_a_changed_plugin_reruns_its_runs_and_a_changed_readme_does_not(tmp_path, monkeypatch, fresh_plugins):
+    import rrgbench.run.loop
+    from rrgbench.extension.plugins import load_modules
+
+    package = tmp_path / "src" / "kv_plugin"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(PLUGIN)
+    (package / "README.md").write_text("# kv plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    load_modules(fresh_plugins, ["kv_plugin"])
+    suite = parse_suite({"name": "t", "models": ["kv-transformer", "transformer"]})
+    calls: list[str] = []
+    monkeypatch.setattr(rrgbench.run.loop, "run_training", _fake_training(calls))
+    runs = tmp_path / "runs"
+    run_suite(suite, fresh_plugins.registry, runs, log=lambda _: None)
+    assert calls == ["kv-transformer", "transformer"]
+    (package / "README.md").write_text("# kv plugin\n\nNow documented.\n")
+    run_suite(suite, fresh_plugins.registry, runs, log=lambda _: None)
+    assert calls == ["kv-transformer", "transformer"]  # documentation is not code: nothing re-runs
+    (package / "__init__.py").write_text(PLUGIN + "# a changed line of code\n")
+    run_suite(suite, fresh_plugins.registry, runs, log=lambda _: None)
+    assert calls == ["kv-transformer", "transformer", "kv-transformer"]  # only the changed plugin's run
 
 
 def test_suite_cli_dry_run(capsys):

@@ -69,5 +69,4 @@ def rrgbench_register_models(register):
         encoder="timm-frozen", memory="none", alignment="none", decoder="retrieval",
         overrides=dict(NEAREST_NEIGHBOR_SETTINGS),
         profiles={"small": dict(NEAREST_NEIGHBOR_SMALL)},
-        kind="retrieval",
     )

@@ -9,12 +9,12 @@ decoder, the ``transformer`` recipe (R2Gen's BASE model), the ``synthetic``, ``i
 from __future__ import annotations
 
 from rrgbench import hookimpl
+from rrgbench.data.synthetic_spec import SyntheticSpec
 from rrgbench.extension.options import NoOptions
 from rrgbench.metrics.base import MetricKey
 from rrgbench.metrics.labelers.chexbert import ChexbertOptions
 from rrgbench_builtins.schemas import (
     AnnotationDatasetOptions,
-    SyntheticOptions,
     TimmEncoderOptions,
     TransformerDecoderOptions,
 )
@@ -66,7 +66,7 @@ def rrgbench_register_models(register):
 
 @hookimpl
 def rrgbench_register_datasets(register):
-    register("synthetic", "rrgbench_builtins.datasets:synthetic", options=SyntheticOptions, profile="small",
+    register("synthetic", "rrgbench_builtins.datasets:synthetic", options=SyntheticSpec, profile="small",
              description="generated chest-X-ray-like images with findings matching their reports (offline)",
              defaults={"data.max_len": 60, "data.threshold": 3, "data.flip": False,
                        "train.select_metric": "ce_f1_micro"})

@@ -8,22 +8,21 @@ from pathlib import Path
 from rrgbench.data.annotation import read_annotation
 from rrgbench.data.prepare import PREPARED_INFO
 from rrgbench.data.source import DatasetSource, cache_dir, data_dir_for
+from rrgbench.data.synthetic_spec import SyntheticSpec
 from rrgbench.data.validation import validate_studies
-from rrgbench_builtins.schemas import AnnotationDatasetOptions, SyntheticOptions
+from rrgbench_builtins.schemas import AnnotationDatasetOptions
 
 
-def synthetic(options: SyntheticOptions, data_dir: str | None, allow_missing: bool = False) -> DatasetSource:
+def synthetic(options: SyntheticSpec, data_dir: str | None, allow_missing: bool = False) -> DatasetSource:
     """Generate (once, into the cache) and load the synthetic chest X-ray dataset."""
-    from rrgbench.data.synthetic import SyntheticSpec, build
+    from rrgbench.data.synthetic import build
 
-    spec = SyntheticSpec(n_train=options.n_train, n_val=options.n_val, n_test=options.n_test,
-                         image_size=options.image_size, difficulty=options.difficulty, seed=options.seed)
     root = Path(data_dir) if data_dir else cache_dir() / "synthetic"
-    folder = build(spec, root)
+    folder = build(options, root)
     splits = read_annotation(folder / "annotation.json")
     return DatasetSource("synthetic", splits, folder, n_views=1, cleaning_style="iu-xray",
-                         notes={"synthetic": {"fingerprint": spec.fingerprint(), "difficulty": spec.difficulty,
-                                              "seed": spec.seed, "folder": str(folder)}})
+                         notes={"synthetic": {"fingerprint": options.fingerprint(), "difficulty": options.difficulty,
+                                              "seed": options.seed, "folder": str(folder)}})
 
 
 def image_root_of(folder: Path, image_dir: str) -> Path:

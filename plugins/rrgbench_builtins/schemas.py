@@ -29,16 +29,6 @@ class TransformerDecoderOptions:
 
 
 @dataclass(frozen=True)
-class SyntheticOptions:
-    n_train: int = option(1000, "training studies to generate", min=1)
-    n_val: int = option(150, "validation studies", min=1)
-    n_test: int = option(300, "test studies", min=1)
-    image_size: int = option(128, "generated image side in pixels", min=32)
-    difficulty: float = option(0.5, "0 easy .. 1 hard: finding size/contrast, noise, subtle cases", min=0.0, max=1.0)
-    seed: int = option(0, "generator seed (independent of the training seed)")
-
-
-@dataclass(frozen=True)
 class AnnotationDatasetOptions:
     image_dir: str = option("", "image root (absolute, or relative to the data folder); empty: the root "
                                 "recorded by `rrgbench data prepare`, else <data folder>/images (R2Gen layout)")

@@ -42,7 +42,7 @@ DEVIATION = "ResNet-50 random init offline (paper: MedCLIP; set encoder.weights=
 
 
 def mcsam_recipe(description: str, *, memory: str = MEMORY, alignment: str = ALIGNMENT,
-                 overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+                 overrides: dict[str, Any] | None = None, ablation_of: str | None = "mcsam") -> dict[str, Any]:
     """Keyword arguments for ``register(name, **...)``: the MCSAM base plus one variant's changes."""
     merged = dict(BASE_OVERRIDES)
     if alignment == ALIGNMENT:
@@ -59,13 +59,14 @@ def mcsam_recipe(description: str, *, memory: str = MEMORY, alignment: str = ALI
         "decoder": "transformer",
         "overrides": merged,
         "profiles": {"small": small},
+        **({"ablation_of": ablation_of} if ablation_of else {}),
     }
 
 
 RECIPES: dict[str, dict[str, Any]] = {
     "mcsam": mcsam_recipe(
         "MCSAM (Tao et al., J-BHI 2024): OT-initialised clinical memory shared by image and text, semantic "
-        f"alignment (InfoNCE) feeding the decoder, 16 prompt tokens; {DEVIATION}."),
+        f"alignment (InfoNCE) feeding the decoder, 16 prompt tokens; {DEVIATION}.", ablation_of=None),
     "mcsam-no-memory": mcsam_recipe(
         "MCSAM ablation: no clinical memory (SAM aligns the unconsolidated features).", memory="none"),
     "mcsam-random-memory": mcsam_recipe(

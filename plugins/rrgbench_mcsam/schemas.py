@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rrgbench_cmn.schemas import CMNMemoryOptions
+
 from rrgbench.extension.options import option
 
 
 @dataclass(frozen=True)
-class ClinicalMemoryOptions:
-    size: int = option(2048, "memory slots N_m; slot width D_M = model.d_model", min=1)
-    topk: int = option(32, "slots kept per head and query; softmax over the kept scores only", min=1)
-    heads: int = option(8, "query heads; each head selects its own top-k slots", min=1)
-    dropout: float = option(0.1, "dropout on the retrieval weights", min=0.0, max=1.0)
+class ClinicalMemoryOptions(CMNMemoryOptions):
+    """R2GenCMN's memory options (size, top-k, heads, dropout) plus MCSAM's initialisation and freezing."""
+
     init: str = option("ot", "initialise M by optimal transport on training-set features, or randomly "
                              "(R2GenCMN: N(0, std 1/D))", choices=("ot", "random"))
     init_std: float = option(0.0, "standard deviation of M's entries at init, random and OT alike "

@@ -13,10 +13,14 @@ _DEFAULT_COMPONENT = {"encoder": "timm", "memory": "none", "alignment": "none", 
 
 
 def register(sub: Any) -> None:
-    lst = sub.add_parser("list", help="list registered models, components, datasets, metrics or labelers")
-    lst.add_argument("what", choices=("components", *_KIND_OF))
-    lst.add_argument("pattern", nargs="?", default="*", help="wildcard filter, e.g. 'mcsam*'")
+    lst = sub.add_parser("list", help="list registered models, components, datasets, metrics, labelers or options")
+    lst.add_argument("what", choices=("components", *_KIND_OF, "options"))
+    lst.add_argument("pattern", nargs="?", default="*",
+                     help="wildcard filter, e.g. 'mcsam*' (for options: a section, e.g. train, or 'memory.*')")
     lst.add_argument("--options", action="store_true", help="show each entry's options")
+    lst.add_argument("--model", default="transformer",
+                     help="list options: the recipe whose options and values to show (default transformer)")
+    lst.add_argument("--dataset", default="synthetic", help="list options: the dataset (default synthetic)")
     lst.set_defaults(handler=cmd_list)
     plugins = sub.add_parser("plugins", help="list loaded plugins, their versions and hooks")
     plugins.set_defaults(handler=cmd_plugins)
@@ -26,6 +30,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     from rrgbench.extension.plugins import registry
 
     reg = registry()
+    if args.what == "options":
+        for line in option_table(reg, args.model, args.dataset, args.pattern):
+            echo(line)
+        return 0
     kinds = tuple(_DEFAULT_COMPONENT) if args.what == "components" else (_KIND_OF[args.what],)
     for kind in kinds:
         if len(kinds) > 1:
@@ -65,3 +73,37 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for problem in host.load_errors:
         warn(f"warning: {problem}")
     return 0
+
+
+def option_table(reg: Any, model: str, dataset: str, pattern: str = "*") -> list[str]:
+    """Every option of ``model`` on ``dataset``, by section: type, schema default, and the value each size
+    profile gives with where it comes from (recipe, dataset, profile)."""
+    import fnmatch
+
+    from rrgbench.config import PROFILES, known_options, resolve_config
+    from rrgbench.extension.options import as_dict
+
+    configs = {profile: resolve_config(reg, model, dataset, profile=profile) for profile in PROFILES}
+    default_profile = reg.get("dataset", dataset).extra.get("profile", "paper")
+    wanted = pattern if any(ch in pattern for ch in "*?[.") else f"{pattern}.*"
+    lines = [f"options of {model} on {dataset} (its default profile: {default_profile}); "
+             f"value per profile, [source] when not the schema default:"]
+    section = None
+    for key, info in known_options(reg, model, dataset).items():
+        if not fnmatch.fnmatch(key, wanted):
+            continue
+        name, _, option = key.partition(".")
+        if name != section:
+            section = name
+            lines.append(f"{section}:")
+        values = []
+        for profile, config in configs.items():
+            value = as_dict(config.sections[name])[option]
+            source = config.sources.get(key)
+            values.append(f"{profile}={value!r}" + (f" [{source}]" if source else ""))
+        choices = f" (one of {', '.join(map(str, info.choices))})" if info.choices else ""
+        lines.append(f"  {key}: {info.type} = {info.default!r}  {info.help}{choices}")
+        lines.append(f"      {'; '.join(values)}")
+    if len(lines) == 1:
+        lines.append(f"  no option matches '{pattern}'")
+    return lines

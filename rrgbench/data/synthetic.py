@@ -2,8 +2,10 @@
 
 This module owns the whole generator: the label model (which findings a study has and how they
 co-occur), the renderer (a frontal PA chest radiograph drawn with vectorised numpy), the report writer
-(paraphrased sentence templates), the on-disk build in R2Gen format, and ``parse_findings``, the exact
-inverse of the report writer used to score generated reports.
+(paraphrased sentence templates) and the on-disk build in R2Gen format; its options and cache key are
+:class:`rrgbench.data.synthetic_spec.SyntheticSpec`. ``parse_findings`` / ``finding_accuracy``, the exact
+inverse of the report writer, are the tests' proof that every report states the findings drawn in its image
+(and a diagnostic: how many findings a model's reports get right).
 
 Design decisions
 ----------------
@@ -38,7 +40,6 @@ Design decisions
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -53,9 +54,9 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from rrgbench.data.synthetic_spec import GENERATOR_VERSION, SyntheticSpec
 from rrgbench.errors import ConfigError, DataError
 
-GENERATOR_VERSION = 2
 """Bump when the output for a given spec changes; it is part of the fingerprint (the cache key)."""
 
 FINDINGS: tuple[str, ...] = (
@@ -85,38 +86,6 @@ NORMAL_RATE = 0.25
 # ----------------------------------------------------------------------------------------------
 # Specification and records
 # ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SyntheticSpec:
-    """What to generate. Every field is part of the cache key (``fingerprint``)."""
-
-    n_train: int = 1000
-    n_val: int = 150
-    n_test: int = 300
-    image_size: int = 128
-    difficulty: float = 0.5
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("n_train", "n_val", "n_test"):
-            if int(getattr(self, name)) < 0:
-                raise ConfigError(f"synthetic: {name} must be >= 0, got {getattr(self, name)}")
-        if not 32 <= int(self.image_size) <= 1024:
-            raise ConfigError(f"synthetic: image_size must be in [32, 1024], got {self.image_size}")
-        if not 0.0 <= float(self.difficulty) <= 1.0:
-            raise ConfigError(f"synthetic: difficulty must be in [0, 1], got {self.difficulty}")
-
-    def fingerprint(self) -> str:
-        """A short stable hash of the fields and the generator version, used as the folder name."""
-        fields = {k: (float(v) if k == "difficulty" else int(v)) for k, v in asdict(self).items()}
-        payload = json.dumps({"version": GENERATOR_VERSION, **fields}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:12]
-
-    def size_of(self, split: str) -> int:
-        """Number of studies in ``split``."""
-        _check_split(split)
-        return int(getattr(self, f"n_{split}"))
 
 
 @dataclass(frozen=True)
@@ -1154,14 +1123,6 @@ def iter_studies(spec: SyntheticSpec, split: str) -> list[SyntheticStudy]:
     return [generate_study(spec, split, i) for i in range(spec.size_of(split))]
 
 
-def default_cache_root() -> Path:
-    """Where the CLI caches built synthetic datasets: ``$RRGBENCH_CACHE/synthetic`` or the XDG cache."""
-    base = os.environ.get("RRGBENCH_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rrgbench"
-    )
-    return Path(base) / "synthetic"
-
-
 PARALLEL_MIN_STUDIES = 400
 """Builds of at least this many studies are drawn by a pool of worker processes (one per CPU)."""
 
@@ -1270,21 +1231,6 @@ def _install(tmp: Path, final: Path) -> None:
     except OSError:
         if not is_built(final):
             raise
-
-
-def save_preview(spec: SyntheticSpec, path: Path, n: int = 16) -> None:
-    """Write a PNG grid of the first ``n`` training images (README illustration)."""
-    n = max(1, int(n))
-    cols = int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
-    size, pad = int(spec.image_size), 2
-    grid = np.zeros((rows * (size + pad) + pad, cols * (size + pad) + pad), dtype=np.uint8)
-    for i in range(n):
-        r, c = divmod(i, cols)
-        top, left = pad + r * (size + pad), pad + c * (size + pad)
-        grid[top:top + size, left:left + size] = generate_study(spec, "train", i).image
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid).save(path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1403,7 +1349,6 @@ __all__ = [
     "SyntheticSpec",
     "SyntheticStudy",
     "build",
-    "default_cache_root",
     "finding_accuracy",
     "generate_study",
     "is_built",
@@ -1412,6 +1357,5 @@ __all__ = [
     "render_image",
     "sample_case",
     "sample_case_and_report",
-    "save_preview",
     "write_report",
 ]

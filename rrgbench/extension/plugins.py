@@ -91,12 +91,18 @@ class Registry:
 
 
 def _registrar(registry: Registry, kind: str, plugin: str) -> Callable[..., None]:
-    """The ``register`` callback handed to one plugin's hook for one kind."""
+    """The ``register`` callback handed to one plugin's hook for one kind (keywords as in the hookspecs)."""
+    allowed = hookspecs.REGISTER_KEYWORDS[kind]
 
     def register(name: str, factory: Any = None, *, options: type = NoOptions, description: str = "",
                  **extra: Any) -> None:
         if not isinstance(name, str) or not name:
             raise RRGBenchError(f"plugin '{plugin}' registered a {kind} without a name")
+        unknown = [key for key in extra if key not in allowed]
+        if unknown:
+            raise RRGBenchError(f"plugin '{plugin}' registered {kind} '{name}' with unknown keyword(s) "
+                                f"{', '.join(unknown)}{did_you_mean(unknown[0], allowed)}; "
+                                f"allowed: {', '.join(allowed)}")
         registry.add(Entry(kind, name, factory, options, description.strip(), plugin, extra))
 
     return register
@@ -115,10 +121,6 @@ class PluginHost:
         """Add a plugin object or module (tests use this for in-test plugins)."""
         self.pm.register(plugin, name=name)
         self.pm.check_pending()
-        self._registry = None
-
-    def unregister_plugin(self, name: str) -> None:
-        self.pm.unregister(name=name)
         self._registry = None
 
     @property

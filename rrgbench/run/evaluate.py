@@ -180,7 +180,8 @@ def evaluate_checkpoint(registry: Registry, checkpoint: Path | str, request: Run
                                   inference=Inference(unavailable="not measured when evaluating a saved model "
                                                                   "(the training run's record has these figures)")),
             environment=environment(str(device)), predictions=prediction_stats([r["prediction"] for r in rows]),
-            tables=scores.tables, evaluated_from=origin)
+            tables=scores.tables, evaluated_from=origin,
+            ablation_of=registry.get("model", config.model).extra.get("ablation_of"))
         writer.record(record)
         writer.status("finished", evaluated_from=origin)
         request.log(summary_line(record))

@@ -445,7 +445,8 @@ class Trainer:
                                   processes=self.dist.world_size if self.dist.enabled else None),
             efficiency=self.efficiency(decode_seconds, len(rows)),
             environment=environment(str(self.device), plugin_code(self.registry, self.config)),
-            predictions=prediction_stats([r["prediction"] for r in rows]), tables=scores.tables)
+            predictions=prediction_stats([r["prediction"] for r in rows]), tables=scores.tables,
+            ablation_of=self.registry.get("model", self.config.model).extra.get("ablation_of"))
         self.writer.record(record)
         self.writer.status("finished")
         self.log(summary_line(record))

@@ -287,8 +287,3 @@ class CheXbertLabeler:
             heads = self.model(padded.to(self.device), mask)
         classes = torch.stack([head.argmax(dim=1) for head in heads], dim=1)
         return classes.cpu().tolist()
-
-
-def chexbert_labeler(options: ChexbertOptions) -> CheXbertLabeler:
-    """Factory registered as the ``chexbert`` labeler."""
-    return CheXbertLabeler(options)

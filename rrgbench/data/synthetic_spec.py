@@ -1,0 +1,51 @@
+"""What the built-in ``synthetic`` dataset generates: its option schema, which is also the generator's cache key.
+
+Torch- and numpy-free, so the dataset's options can be listed without loading the generator
+(:mod:`rrgbench.data.synthetic`). Every field is part of :meth:`SyntheticSpec.fingerprint`, the name of the
+cached build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+from rrgbench.errors import ConfigError
+from rrgbench.extension.options import option
+
+GENERATOR_VERSION = 2  # bump when the generated studies change (it names the cached builds)
+SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """Options of the ``synthetic`` dataset (``--set dataset.KEY=VALUE``) and the generator's specification."""
+
+    n_train: int = option(1000, "training studies to generate", min=0)
+    n_val: int = option(150, "validation studies", min=0)
+    n_test: int = option(300, "test studies", min=0)
+    image_size: int = option(128, "generated image side in pixels", min=32, max=1024)
+    difficulty: float = option(0.5, "0 easy .. 1 hard: finding size/contrast, noise, subtle cases", min=0.0, max=1.0)
+    seed: int = option(0, "generator seed (independent of the training seed)", min=0)
+
+    def __post_init__(self) -> None:
+        for name in ("n_train", "n_val", "n_test"):
+            if int(getattr(self, name)) < 0:
+                raise ConfigError(f"synthetic: {name} must be >= 0, got {getattr(self, name)}")
+        if not 32 <= int(self.image_size) <= 1024:
+            raise ConfigError(f"synthetic: image_size must be in [32, 1024], got {self.image_size}")
+        if not 0.0 <= float(self.difficulty) <= 1.0:
+            raise ConfigError(f"synthetic: difficulty must be in [0, 1], got {self.difficulty}")
+
+    def fingerprint(self) -> str:
+        """A short stable hash of the fields and the generator version, used as the folder name."""
+        fields = {k: (float(v) if k == "difficulty" else int(v)) for k, v in asdict(self).items()}
+        payload = json.dumps({"version": GENERATOR_VERSION, **fields}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+    def size_of(self, split: str) -> int:
+        """Number of studies in ``split``."""
+        if split not in SPLIT_NAMES:
+            raise ConfigError(f"synthetic: unknown split '{split}' (expected one of {', '.join(SPLIT_NAMES)})")
+        return int(getattr(self, f"n_{split}"))
