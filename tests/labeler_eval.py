@@ -9,7 +9,11 @@ Gold mapping. The gold CSV holds only 0 and 1 (checked on load): 1 = the annotat
 present in the report, 0 = not marked (absent, negated, or only hedged). Seven gold columns name a CheXpert
 observation: Atelectasis, Cardiomegaly, Effusion (-> Pleural Effusion), Pneumonia, Pneumothorax,
 Consolidation and Edema. A labeler value counts as positive only when it is 1; 0 (negative), -1 (uncertain)
-and None (not mentioned) all count as "not".
+and None (not mentioned) all count as "not". The annotators' convention, read off the development half: a
+finding named as one of a differential ("bibasilar atelectasis or scarring", "atelectasis versus
+infiltrate") or a "borderline" heart size is marked present; a hedged one ("may represent atelectasis",
+"could be pneumonia", "concerning for pneumonia", "question small effusion") is not. 15 of the 1,999 XMLs have
+empty FINDINGS and IMPRESSION (gold: all seven 0); they stay in, as empty reports.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import csv
 import tarfile
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,8 +137,3 @@ def errors(reports: Sequence[GoldReport], labels: Sequence[dict[str, int | None]
     observation = GOLD_TO_CHEXPERT[column]
     return [(r.key, r.text, r.gold[column], lab[observation]) for r, lab in zip(reports, labels, strict=True)
             if (r.gold[column] == 1) != (lab[observation] == 1)]
-
-
-def evaluate(label: Callable[[Sequence[str]], list[dict[str, int | None]]],
-             reports: Sequence[GoldReport]) -> dict[str, Score]:
-    return score(reports, label([r.text for r in reports]))
