@@ -30,6 +30,11 @@ that matches none is positive. Where the rules depart from the CheXpert patterns
   fractures";
 * "evaluation for X (is limited)" and "X ... is another consideration" are uncertain;
 * "considering technical factors" and "partially resolved" are not cues.
+
+medspaCy's ConText (with its bundled rules) was weighed as a replacement and not adopted: on Python 3.11 it
+pins spacy < 3.8 and so numpy < 2 (the project runs numpy 2), and its general clinical rules know none of the
+radiology predicates above ("heart size is normal", "X has resolved"); the figures are in the closing note of
+issue 14.
 """
 
 from __future__ import annotations
