@@ -1,27 +1,20 @@
 """The offline rule-based CheXpert labeler ``chexpert-rules``: report text -> the 14 CheXpert observations.
 
 Owns report cleaning and sentence splitting for labelling, mention extraction with the CheXpert mention and
-unmention phrase lists (``chexpert_data/chexpert_labeler/phrases``), classification of each mention as
-uncertain / negated / positive, and the CheXpert aggregation over mentions, "No Finding" included.
+unmention phrase lists (``chexpert_data/chexpert_labeler/phrases``, plus rrgbench's few additions in
+``chexpert_data/additions/phrases``), and the CheXpert aggregation over mentions, "No Finding" included. Each
+mention is classified as uncertain / negated / positive by ``chexpert_context``; a Cardiomegaly mention of
+"the heart", "heart size", "cardiac silhouette" ... that states no enlargement and no negation or hedge is a
+reference to the heart, not a finding, and is dropped.
 
-The original labeler (stanfordmlgroup/chexpert-labeler, built on NegBio) classifies a mention with Semgrex
-patterns over a dependency parse (``chexpert_data/chexpert_labeler/patterns``). This module approximates those
-patterns with regular expressions over the sentence:
-
-* cues *before* the mention ("no", "without", "free of", "may", "possible", "normal" ...) that reach it
-  when at most ``window`` words lie between them and no clause boundary does ("but", "however", "although",
-  ";", "with", a copula, "and there" ...);
-* predicates *after* the mention ("X is normal", "X and Y are within normal limits", "X has resolved",
-  "X cannot be excluded", "X is not well seen", "X or Y").
-
-The stages run in the original order: pre-negation uncertainty, negation, post-negation uncertainty; a
-mention that matches none is positive. Aggregation follows the original ``Aggregator`` exactly: a single
-label is kept; with several, {0, -1} -> -1 (even when 1 is also present), {0, 1} -> 1, {-1, 1} -> 1;
-"No Finding" is 1 when no mention outside Support Devices (the No Finding phrase list included) is positive
-or uncertain, else blank; a positive or uncertain "chf" / "heart failure" also makes Cardiomegaly uncertain.
+Aggregation follows the original ``Aggregator``: a single label is kept; with several, {0, -1} -> -1 (even
+when 1 is also present), {0, 1} -> 1, {-1, 1} -> 1; "No Finding" is 1 when no mention outside Support
+Devices (the No Finding phrase list included) is positive or uncertain, else blank; a positive or uncertain
+"chf" / "heart failure" also makes Cardiomegaly uncertain.
 
 Values: 1 positive, 0 negative, -1 uncertain, None not mentioned. Works on raw report text and on
-R2Gen-cleaned text (lowercase, punctuation other than '.' removed).
+R2Gen-cleaned text (lowercase, punctuation other than '.' removed). Quality against human labels of real
+reports: tests/test_labeler_gold.py.
 """
 
 from __future__ import annotations
@@ -34,6 +27,15 @@ from functools import lru_cache
 from pathlib import Path
 
 from rrgbench.errors import DataError
+from rrgbench.metrics.labelers.chexpert_context import (
+    NEGATIVE,
+    POSITIVE,
+    UNCERTAIN,
+    Cue,
+    bare_cardiac_reference,
+    classify_mention,
+    find_cues,
+)
 
 OBSERVATIONS: tuple[str, ...] = (
     "No Finding",
@@ -53,21 +55,15 @@ OBSERVATIONS: tuple[str, ...] = (
 )
 COMMON_FIVE: tuple[str, ...] = ("Cardiomegaly", "Edema", "Consolidation", "Atelectasis", "Pleural Effusion")
 
-POSITIVE, NEGATIVE, UNCERTAIN = 1, 0, -1
 Label = int | None
 
 DATA_DIR = Path(__file__).with_name("chexpert_data") / "chexpert_labeler"
 """The CheXpert labeler's phrase lists (MIT licence, see LICENSE.txt and SOURCE.md there)."""
+ADDITIONS_DIR = Path(__file__).with_name("chexpert_data") / "additions"
+"""rrgbench's own mention / unmention phrases, added to those of ``data_dir`` (see README.md there)."""
 
 _NO_FINDING, _SUPPORT_DEVICES, _CARDIOMEGALY = "No Finding", "Support Devices", "Cardiomegaly"
 _HEART_FAILURE_TEXTS = frozenset({"chf", "heart failure"})
-_DEFAULT_UNCERTAIN_PHRASES = frozenset(
-    {"vascular congestion", "pulmonary congestion", "indistinctness", "vascular prominence"}
-)
-_CARDIAC_HEAD = re.compile(
-    r"cardiomediastinal|pericardial|mediastinal|mediastinum|cardiomediastinum|contour|configuration"
-    r"|silhouette|size|heart|shadow"
-)
 
 # ----------------------------------------------------------------------------------------------- cleaning
 
@@ -132,14 +128,26 @@ def _positional_unmentions(mention: dict[str, tuple[str, ...]]) -> dict[str, tup
     }
 
 
-def load_phrase_lists(data_dir: Path = DATA_DIR) -> PhraseLists:
-    """Read ``phrases/mention`` and ``phrases/unmention`` under ``data_dir``, plus positional unmentions."""
+def _merged(*tables: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    merged: dict[str, tuple[str, ...]] = {}
+    for table in tables:
+        for observation, phrases in table.items():
+            merged[observation] = merged.get(observation, ()) + phrases
+    return merged
+
+
+def load_phrase_lists(data_dir: Path = DATA_DIR, additions_dir: Path | None = ADDITIONS_DIR) -> PhraseLists:
+    """Read ``phrases/mention`` and ``phrases/unmention`` under ``data_dir``, add those under ``additions_dir``
+    (none when it is None), plus positional unmentions."""
     mention = _read_phrase_dir(data_dir / "phrases" / "mention")
     missing = [obs for obs in OBSERVATIONS if not mention.get(obs)]
     if missing:
         raise DataError(f"CheXpert mention phrases missing for {missing} under {data_dir / 'phrases'}")
     unmention = _read_phrase_dir(data_dir / "phrases" / "unmention")
-    unmention.update(_positional_unmentions(mention))
+    if additions_dir is not None:
+        mention = _merged(mention, _read_phrase_dir(additions_dir / "phrases" / "mention"))
+        unmention = _merged(unmention, _read_phrase_dir(additions_dir / "phrases" / "unmention"))
+    unmention = _merged(unmention, _positional_unmentions(mention))
     return PhraseLists(mention=mention, unmention=unmention)
 
 
@@ -172,216 +180,6 @@ def _matchers(data_dir: Path) -> _Matchers:
         mention={obs: _phrase_regex(p) for obs, p in lists.mention.items()},
         unmention={obs: _phrase_regex(p) for obs, p in lists.unmention.items() if p},
     )
-
-
-# -------------------------------------------------------------------------------------------- cue tables
-# Derived from patterns/{pre_negation_uncertainty,negation,post_negation_uncertainty}.txt (the lemmas named
-# there) and NegBio's neg/uncertainty patterns. Each group name is a cue kind with its own reach (_SCOPES).
-
-_CUE_ALTERNATIVES: tuple[tuple[str, str], ...] = (
-    # pre-negation uncertainty: cannot exclude / cannot rule out / no new XXX
-    ("u1", r"can ?not (?:be )?(?:entirely |completely |definitely )?"
-           r"(?:exclude[ds]?|excluding|rule[ds]? out)"),
-    ("u1", r"(?:could|may|can|does|do) not (?:be )?(?:exclude[ds]?|rule[ds]? out)"),
-    ("u1", r"no evidence to rule out"),
-    ("u1", r"no (?:(?:definite|significant|other|obvious|focal|acute) )?new"),
-    # phrases that contain a negation word but negate nothing here
-    ("skip", r"no (?:(?:significant|interval|substantial|appreciable|definite|major|further|acute) ){0,2}"
-             r"(?:change|changes|difference)"),
-    ("skip", r"without (?:(?:significant|interval|substantial) )?change"),
-    ("skip", r"not (?:only|well|clearly|excluded|ruled out|(?:significantly )?changed)"),
-    ("skip", r"normal limits(?! (?:for|of|in)\b)"),
-    # negation with a short reach: resolution of / removal of / history of / rather than ...
-    ("neg_near", r"(?:interval )?resolution of|resolved|resolving|(?:interval )?removal of|removed"),
-    ("neg_near", r"history of|hx of|disappearance of|drainage of|clearing of|cleared|no longer"),
-    ("neg_near", r"(?:to )?exclude[ds]?|excluding|rather than|instead of"),
-    ("neg_near", r"normal limits (?:for|of|in)|(?:normal|unremarkable) appearance of|normal size (?:of|and)"),
-    # negation: no / not / without / free of / negative for / clear of / rule out
-    ("neg", r"no|not|without|neither|nor|negative for|free of|clear of|absence of|absent"),
-    ("neg", r"rule[ds]? out|r or o"),
-    # normal / unremarkable XXX: only the next few words
-    ("neg_adj", r"normal|unremarkable"),
-    # post-negation uncertainty with a short reach: XXX or YYY, XXX versus YYY, secondary to XXX
-    ("unc_near", r"or|versus|vs|secondary to|question of|suggestion of|less likely"),
-    ("unc_near", r"question|questioned|favou?r|favou?red|favou?ring|consider|considered|considering"),
-    ("unc_near", r"(?:is|are|be|was|were) compatible with"),
-    # post-negation uncertainty: may / possible / suspicious for / concern for / differential ...
-    ("unc", r"may|might|could|would|maybe|possible|possibly|presumably|presumed|probable|questionable"),
-    ("unc", r"suspect|suspected|suspicious|suspicion|concern|concerning|worrisome|differential|correlate"),
-    ("unc", r"correlation"),
-    # stable / unchanged / borderline heart, silhouette, contour, size ...
-    ("unc_cardiac", r"stable|unchanged|borderline|similar"),
-)
-
-
-def _cue_regex(alternatives: Sequence[tuple[str, str]]) -> re.Pattern[str]:
-    grouped: dict[str, list[str]] = {}
-    for kind, pattern in alternatives:
-        grouped.setdefault(kind, []).append(pattern)
-    body = "|".join(f"(?P<{kind}>{'|'.join(patterns)})" for kind, patterns in grouped.items())
-    return re.compile(rf"\b(?:{body})\b")
-
-
-_CUES = _cue_regex(_CUE_ALTERNATIVES)
-
-_CLAUSE_BREAK = (
-    r"[;:]|\b(?:but|however|although|though|whereas|while|yet|except|apart from|aside from|which|who|whose"
-    r"|with|is|are|was|were|has|have|had)\b|\band (?:there|the|this|these|those|it|its|a|an)\b"
-)
-_BREAK = re.compile(_CLAUSE_BREAK)
-_WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
-_WORD_OR_COMMA = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*|,")
-
-
-@dataclass(frozen=True)
-class _Scope:
-    """Which stage a cue kind belongs to (1 and 3 uncertain, 2 negated) and how many words it reaches
-    forward (commas count as words when ``tight``)."""
-
-    stage: int
-    window: int
-    tight: bool = False
-    cardiac_only: bool = False
-
-
-_SCOPES: dict[str, _Scope] = {
-    "u1": _Scope(1, 10),
-    "neg": _Scope(2, 12),
-    "neg_near": _Scope(2, 5),
-    "neg_adj": _Scope(2, 3, tight=True),
-    "unc_near": _Scope(3, 3),
-    "unc": _Scope(3, 8),
-    "unc_cardiac": _Scope(3, 3, tight=True, cardiac_only=True),
-}
-
-# Predicates after the mention: "X [size] [in the left base] [, Y and Z] is/are [again] <predicate>". Words
-# between the mention and the predicate need a copula after them, unless they are "and"/"or" plus a few words
-# ("heart size and vascularity normal"); "and the ..." and "and there ..." start a new clause.
-_STOP = (r"(?:is|are|was|were|be|been|has|have|had|with|without|no|not|may|might|could|can|cannot|which|but"
-         r"|appears?|remains?|normal|unremarkable|within|there|it|and|or)\b")
-_ITEM = rf"\s+(?!{_STOP})[a-z0-9][a-z0-9-]*"
-_JOIN = r"\s*,|\s+(?:and|or)(?!\s+(?:the|there|this|these|those|it|its|a|an)\b)"
-_NOUN = r"(?:size|sizes|contours?|silhouettes?|configuration|shadow)"
-_COP = r"(?:is|are|was|were|appears?|appeared|remains?|remained|seems?|looks?|has|have|had)"
-_ADV = (r"(?:now|otherwise|again|still|also|overall|grossly|essentially|currently|largely|been|since"
-        r"|subsequently|stable|unchanged|and|entirely|completely|become|becomes|became|a|xxxx)")
-_LIST = rf"(?:{_JOIN}|{_ITEM}){{1,10}}"
-_SHORT_LIST = rf"\s+(?:and|or)(?:{_ITEM}){{1,4}}"
-_POST_PREFIX = (rf"^(?:\s+{_NOUN}){{0,2}}"
-                rf"(?:{_LIST}(?:\s+{_COP}){{1,2}}|(?:{_SHORT_LIST})?(?:\s+{_COP}){{0,2}})"
-                rf"(?:\s+{_ADV}){{0,3}}\s+")
-
-
-def _post(predicate: str) -> re.Pattern[str]:
-    return re.compile(f"{_POST_PREFIX}(?:{predicate})\\b")
-
-
-_SEEN = (r"seen|identified|visualized|visualised|demonstrated|present|evident|enlarged|detected|noted"
-         r"|observed|apparent|shown|visible|dilated|widened|increased|identifiable|appreciable")
-_NOT_ADV = r"(?:(?:definitely|definitively|currently|now|significantly|convincingly|grossly|again) )?"
-_POST_U1 = _post(r"(?:can ?not|could not|may not|not)"
-                 r"(?: (?:be|been|entirely|completely|definitely|definitively|totally|fully))*"
-                 r" (?:excluded|ruled out)")
-_POST_NEG = _post(
-    r"(?:of )?normal|unremarkable|within (?:the )?(?:normal )?(?:limits|range)|within limits of normal"
-    r"|(?:(?:at|near|on|within) )?(?:the )?(?:upper|top|high)[- ]"
-    r"(?:(?:limits?|range|end|border) )?(?:of )?normal"
-    r"|absent|resolved|resolving|cleared|removed|withdrawn|gone|no longer [a-z]+"
-    r"|previously (?:demonstrated|visualized|visualised)"
-    rf"|(?:not|no) {_NOT_ADV}(?:{_SEEN})"
-)
-_POST_U3 = _post(
-    r"suspected|possible|questionable|less likely|not appreciated|obscured|obscuring|obscures"
-    r"|not (?:well|clearly) (?:seen|visualized|visualised|evaluated|assessed|demonstrated|delineated)"
-    r"|(?:poorly|incompletely) (?:seen|visualized|visualised|evaluated|assessed)"
-    r"|(?:may|might|could|can|possibly) (?:also )?(?:be (?:present|seen|visualized|identified)|appear"
-    r"|have (?:this|a similar|similar) appearance)"
-)
-_POST_U3_CARDIAC = _post(r"stable|unchanged|not (?:significantly )?changed|similar|borderline")
-_POST_ALTERNATIVE = re.compile(rf"^(?:\s*,?{_ITEM}){{0,2}}\s*,?\s+(?:or|versus|vs)\b")
-
-
-# ---------------------------------------------------------------------------------------- classification
-
-
-@dataclass(frozen=True)
-class _Cue:
-    kind: str
-    start: int
-    end: int
-
-
-def find_cues(sentence: str) -> list[_Cue]:
-    """Negation and uncertainty cues in one cleaned sentence, left to right."""
-    return [_Cue(m.lastgroup or "", m.start(), m.end()) for m in _CUES.finditer(sentence)
-            if m.lastgroup != "skip"]
-
-
-def _is_word_char(char: str) -> bool:
-    return char.isalnum() or char == "-"
-
-
-def _word_span(sentence: str, start: int, end: int) -> tuple[int, int]:
-    """Grow a phrase match (possibly inside a word: "atelecta", "opaci") to whole words."""
-    while start < end and sentence[start] == " ":
-        start += 1
-    while end > start and sentence[end - 1] == " ":
-        end -= 1
-    while start > 0 and _is_word_char(sentence[start - 1]):
-        start -= 1
-    while end < len(sentence) and _is_word_char(sentence[end]):
-        end += 1
-    return start, end
-
-
-def _cue_reaches(sentence: str, cue: _Cue, scope: _Scope, start: int, end: int) -> bool:
-    """Does ``cue`` reach the mention ``sentence[start:end]``? The boundary check sees the mention too
-    ("no effusion and *the heart* is enlarged")."""
-    if cue.end > start:
-        return False
-    words = (_WORD_OR_COMMA if scope.tight else _WORD).findall(sentence, cue.end, start)
-    return len(words) <= scope.window and not _BREAK.search(sentence, cue.end, end)
-
-
-def _pre_cue(sentence: str, cues: Sequence[_Cue], span: tuple[int, int], stage: int,
-             cardiac: bool) -> str | None:
-    """The first cue of ``stage`` that reaches the mention at ``span``, or None."""
-    for cue in cues:
-        scope = _SCOPES[cue.kind]
-        if scope.stage != stage or (scope.cardiac_only and not cardiac):
-            continue
-        if _cue_reaches(sentence, cue, scope, *span):
-            return sentence[cue.start:cue.end]
-    return None
-
-
-def classify_mention(sentence: str, start: int, end: int, phrase: str,
-                     cues: Sequence[_Cue] | None = None) -> tuple[int, str]:
-    """Label one mention (``sentence[start:end]`` matched ``phrase``) and say which rule decided.
-
-    Returns ``(label, reason)``; the label is UNCERTAIN, NEGATIVE or POSITIVE.
-    """
-    if cues is None:
-        cues = find_cues(sentence)
-    start, end = _word_span(sentence, start, end)
-    after = sentence[end:]
-    cardiac = bool(_CARDIAC_HEAD.search(phrase))
-    stages = (
-        (UNCERTAIN, 1, (_POST_U1,)),
-        (NEGATIVE, 2, (_POST_NEG,)),
-        (UNCERTAIN, 3, (_POST_U3, _POST_ALTERNATIVE) + ((_POST_U3_CARDIAC,) if cardiac else ())),
-    )
-    for label, stage, post_patterns in stages:
-        cue = _pre_cue(sentence, cues, (start, end), stage, cardiac)
-        if cue is not None:
-            return label, f"stage {stage}: '{cue}' before"
-        for pattern in post_patterns:
-            match = pattern.match(after)
-            if match:
-                return label, f"stage {stage}: '{match.group().strip()}' after"
-    if phrase in _DEFAULT_UNCERTAIN_PHRASES:
-        return UNCERTAIN, "stage 3: uncertain phrase"
-    return POSITIVE, "no cue"
 
 
 # ------------------------------------------------------------------------------------------- aggregation
@@ -471,7 +269,7 @@ class CheXpertRulesLabeler:
         text = clean_report(report)
         spans = sentence_spans(text)
         starts = [s for s, _ in spans]
-        cue_cache: dict[int, list[_Cue]] = {}
+        cue_cache: dict[int, list[Cue]] = {}
         found = []
         for observation, pattern in self._matchers.mention.items():
             matches = find_all(pattern, text)
@@ -484,15 +282,20 @@ class CheXpertRulesLabeler:
                 index = bisect_right(starts, start) - 1
                 if index < 0:
                     continue
-                found.append(self._classify(text, spans[index], index, observation, start, end, cue_cache))
+                mention = self._classify(text, spans[index], index, observation, start, end, cue_cache)
+                if mention is not None:
+                    found.append(mention)
         return found
 
     @staticmethod
     def _classify(text: str, span: tuple[int, int], index: int, observation: str, start: int, end: int,
-                  cue_cache: dict[int, list[_Cue]]) -> Mention:
+                  cue_cache: dict[int, list[Cue]]) -> Mention | None:
         sentence = text[span[0]:span[1]]
         if index not in cue_cache:
             cue_cache[index] = find_cues(sentence)
         phrase = text[start:end]
-        label, reason = classify_mention(sentence, start - span[0], end - span[0], phrase, cue_cache[index])
+        start, end = start - span[0], end - span[0]
+        label, reason = classify_mention(sentence, start, end, phrase, cue_cache[index], observation)
+        if label == POSITIVE and bare_cardiac_reference(sentence, start, end, phrase, observation):
+            return None
         return Mention(observation, phrase, sentence.strip(), label, reason)
