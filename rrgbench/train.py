@@ -54,7 +54,7 @@ from rrgbench.checkpoint import (
 )
 from rrgbench.components import BuildContext
 from rrgbench.config import DataOptions, DecodeOptions, RunConfig
-from rrgbench.data.cleaning import clean_report
+from rrgbench.data.cleaning import r2gen_text
 from rrgbench.data.loader import Batch, StudyDataset, make_loader
 from rrgbench.data.source import DatasetSource
 from rrgbench.data.tokenizer import Tokenizer
@@ -184,9 +184,9 @@ def autocast(device: torch.device, config: RunConfig) -> Any:
 
 def score_predictions(run: RunDir, registry: Registry, rows: list[dict[str, str]], cleaning_style: str,
                       scoring: ScoringContext) -> Any:
-    """Clean the references, write predictions.jsonl and scores.jsonl, return the scores."""
+    """Clean the references as R2Gen scores them, write predictions.jsonl and scores.jsonl, return the scores."""
     for row in rows:
-        row["reference"] = clean_report(row.pop("reference_raw"), cleaning_style)
+        row["reference"] = r2gen_text(row.pop("reference_raw"), cleaning_style)
     write_jsonl(run.path / "predictions.jsonl", rows)
     scoring.registry, scoring.output_dir = registry, run.path
     scores = score([r["prediction"] for r in rows], [r["reference"] for r in rows], scoring)
@@ -454,7 +454,7 @@ class Trainer:
         self.check_stop()
 
     def selection_value(self, rows: list[dict[str, str]], metric: str) -> float:
-        refs = [clean_report(r["reference_raw"], self.source.cleaning_style) for r in rows]
+        refs = [r2gen_text(r["reference_raw"], self.source.cleaning_style) for r in rows]
         preds = [r["prediction"] for r in rows]
         context = ScoringContext(registry=self.registry, labeler=self.request.scoring.labeler,
                                  uncertain=self.request.scoring.uncertain)
