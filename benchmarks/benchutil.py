@@ -1,9 +1,12 @@
-"""Helpers shared by the benchmark modules: derived ratios of benchmark medians, the real-data path."""
+"""Helpers shared by the benchmark modules: derived ratios of benchmark medians, the real-data path, and a
+random index for decoders built from the training set."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+import torch
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 _MEDIANS: dict[str, float] = {}
@@ -40,3 +43,20 @@ def computed_ratios() -> dict[str, float]:
             elif b > 0:
                 out[name] = a / b
     return out
+
+
+def index_random_reports(model: Any, n_studies: int, length: int, bos_id: int = 1, eos_id: int = 2) -> None:
+    """Give a decoder built from the training set (the nearest-neighbour index) a random training summary:
+    ``n_studies`` random features and reports of ``length`` tokens (``bos`` .. ``eos``); other decoders are
+    left alone, and so is a data-initialised memory (its initial values do not change its cost)."""
+    if not model.decoder.wants_initialization():
+        return
+    from rrgbench.components import TrainingSummary
+
+    generator = torch.Generator().manual_seed(0)
+    width, vocab = model.context.d_model, model.context.vocab_size
+    ids = torch.randint(eos_id + 1, vocab, (n_studies, length), generator=generator)
+    ids[:, 0], ids[:, -1] = bos_id, eos_id
+    model.decoder.initialize(TrainingSummary(torch.randn(n_studies, width, generator=generator),
+                                             torch.randn(n_studies, width, generator=generator), ids,
+                                             [str(i) for i in range(n_studies)]))

@@ -10,6 +10,7 @@ rules, so both must choose the same tokens.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -72,33 +73,75 @@ def beam_search_recompute(model: Any, encoded: dict[str, torch.Tensor], beam_siz
     return _strip(prefix[best, 1:].tolist(), eos_id)
 
 
-class NoEos:
-    """Wraps a model so that ``eos`` is never chosen: every hypothesis runs exactly ``max_len`` steps.
+class LogitEdit:
+    """Wraps a model so that ``edit(logits, positions)`` changes its logits in the cached step and in the full
+    pass alike (``positions``: the input position of each logit row, 0 for the token after ``bos``).
 
-    Used to benchmark decoding at a fixed length (an untrained model would stop at random points).
+    It counts the calls: ``steps`` (incremental steps, what :mod:`rrgbench.decode` runs) and ``passes``
+    (full decoder passes, what the reference decoders run once per step), so tests can check that both
+    decoders stop after the same number of steps.
     """
 
-    def __init__(self, model: Any, eos_id: int) -> None:
-        self.model, self.eos_id, self.decoder = model, eos_id, _NoEosDecoder(model.decoder, eos_id)
+    def __init__(self, model: Any, edit: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+        self.model, self.steps = model, 0
+        self.decoder = _EditedDecoder(model.decoder, edit)
+
+    @property
+    def passes(self) -> int:
+        return self.decoder.passes
 
     def prepare(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.model.prepare(images)
 
     def step(self, encoded: dict[str, torch.Tensor], tokens: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
+        self.steps += 1
         logits, cache = self.model.step(encoded, tokens, cache)
-        return logits.index_fill(-1, torch.tensor([self.eos_id], device=logits.device), float("-inf")), cache
+        position = torch.tensor([self.decoder.position], device=logits.device)
+        self.decoder.position += 1
+        return self.decoder.edit(logits[:, None], position)[:, 0], cache
 
     def embed_text(self, ids: torch.Tensor) -> Any:
         return self.model.embed_text(ids)
 
 
-class _NoEosDecoder:
-    def __init__(self, decoder: Any, eos_id: int) -> None:
-        self.decoder, self.eos_id = decoder, eos_id
+class _EditedDecoder:
+    def __init__(self, decoder: Any, edit: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+        self.decoder, self.edit, self.passes, self.position = decoder, edit, 0, 0
 
     def init_cache(self, encoded: dict[str, torch.Tensor]) -> Any:
+        self.position = 0
         return self.decoder.init_cache(encoded)
 
     def decode(self, encoded: dict[str, torch.Tensor], embeddings: torch.Tensor, cache: Any = None) -> Any:
-        logits, cache = self.decoder.decode(encoded, embeddings, cache)
-        return logits.index_fill(-1, torch.tensor([self.eos_id], device=logits.device), float("-inf")), cache
+        if cache is not None:  # an incremental call made through ``step`` is edited there
+            return self.decoder.decode(encoded, embeddings, cache)
+        self.passes += 1
+        logits, _ = self.decoder.decode(encoded, embeddings, cache)
+        return self.edit(logits, torch.arange(logits.shape[1], device=logits.device)), None
+
+
+def _eos_shift(logits: torch.Tensor, eos_id: int, shift: torch.Tensor) -> torch.Tensor:
+    """``logits`` [N, T, vocab] with ``shift`` [T] added to the ``eos`` column."""
+    column = torch.zeros(logits.shape[-1], dtype=logits.dtype, device=logits.device)
+    column[eos_id] = 1.0
+    return logits + shift.to(logits.dtype)[:, None] * column
+
+
+class NoEos(LogitEdit):
+    """``eos`` is never chosen: every hypothesis runs exactly ``max_len`` steps.
+
+    Used to benchmark decoding at a fixed length (an untrained model would stop at random points).
+    """
+
+    def __init__(self, model: Any, eos_id: int) -> None:
+        super().__init__(model, lambda logits, positions: logits.index_fill(
+            -1, torch.tensor([eos_id], device=logits.device), float("-inf")))
+
+
+class RisingEos(LogitEdit):
+    """``slope * position`` is added to the ``eos`` logit, so that an untrained model's hypotheses end after
+    a few steps, each when its own gap to ``eos`` is closed: finished hypotheses and the early exit are then
+    exercised."""
+
+    def __init__(self, model: Any, eos_id: int, slope: float) -> None:
+        super().__init__(model, lambda logits, positions: _eos_shift(logits, eos_id, slope * positions.float()))

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from benchutil import ratio, record_median
-from reference_decoding import NoEos, beam_search_recompute, greedy_recompute
+from benchutil import index_random_reports, ratio, record_median
+from reference_decoding import NoEos, RisingEos, beam_search_recompute, greedy_recompute
+from rrgbench.plugins import registry as get_registry
 
 from rrgbench.config import resolve_config
 from rrgbench.decode import beam_search, greedy
@@ -30,7 +31,9 @@ def small_model(registry, recipe: str = "mcsam", **overrides):
                            n_views=1, image_size=128)
     config = resolve_config(registry, recipe, "synthetic", overrides)
     torch.manual_seed(0)
-    return build_model(registry, config, context).eval()
+    model = build_model(registry, config, context).eval()
+    index_random_reports(model, n_studies=20, length=15, bos_id=BOS, eos_id=EOS)
+    return model
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +66,24 @@ def test_decoding_throughput(benchmark, prepared, name, torch_threads):
           f"{method}-cached")
 
 
-@pytest.mark.parametrize("recipe", ["mcsam", "transformer", "r2gen", "show-tell"])
+@pytest.mark.parametrize("recipe", get_registry().names("model"))
 def test_cached_and_recomputed_decoding_agree(registry, recipe):
-    """Same tokens from the incremental cache and from recomputing the prefix (eos allowed: early stops)."""
-    model = small_model(registry, recipe)
+    """Every recipe: the same tokens from the incremental cache as from recomputing the prefix, with
+    hypotheses ending at different steps (``RisingEos``), and the same early exit: as many cached steps as
+    reference passes, fewer than ``max_len``."""
+    model, max_len = small_model(registry, recipe), 40
+    images = torch.randn(4, 1, 3, 128, 128, generator=torch.Generator().manual_seed(1))
+    images = images * torch.tensor([0.3, 1.0, 3.0, 10.0])[:, None, None, None, None]  # studies far apart
     with torch.no_grad():
-        encoded = model.prepare(torch.randn(2, 1, 3, 128, 128))
+        encoded = model.prepare(images)
+        for decode, reference in ((lambda m: beam_search(m, encoded, BEAM, max_len, BOS, EOS),
+                                   lambda m: beam_search_recompute(m, encoded, BEAM, max_len, BOS, EOS)),
+                                  (lambda m: greedy(m, encoded, max_len, BOS, EOS),
+                                   lambda m: greedy_recompute(m, encoded, max_len, BOS, EOS))):
+            cached, recomputed = RisingEos(model, EOS, 0.1), RisingEos(model, EOS, 0.1)
+            tokens = decode(cached)
+            assert tokens == reference(recomputed)
+            assert cached.steps == recomputed.passes < max_len
+            assert max(len(row) for row in tokens) < max_len
         assert beam_search(model, encoded, BEAM, 20, BOS, EOS) == beam_search_recompute(model, encoded, BEAM, 20,
                                                                                         BOS, EOS)
-        assert greedy(model, encoded, 20, BOS, EOS) == greedy_recompute(model, encoded, 20, BOS, EOS)

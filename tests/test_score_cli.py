@@ -106,14 +106,44 @@ def test_clean_none_scores_the_strings_as_given(tmp_path, files):
 
 
 def test_clean_applies_r2gen_cleaning_to_both_sides(tmp_path, files):
-    from rrgbench.data.cleaning import clean_report
+    from rrgbench.data.cleaning import r2gen_text
 
     code, out = _score(tmp_path, *files, "--clean", "iu-xray")
     assert code == 0
     rows = {r["id"]: r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines())}
-    assert rows["s2"]["reference"] == clean_report(REFERENCES["s2"], "iu-xray")
-    assert rows["s1"]["prediction"] == clean_report(PREDICTIONS["s1"], "iu-xray")
+    assert rows["s2"]["reference"] == r2gen_text(REFERENCES["s2"], "iu-xray")
+    assert rows["s1"]["prediction"] == r2gen_text(PREDICTIONS["s1"], "iu-xray")
     assert json.loads((out / "results.json").read_text())["protocol"]["cleaning"] == "iu-xray"
+
+
+SPACED_PREDICTIONS = {"s1": "the heart  size is normal .\n", "s2": "\tsmall  left effusion", "s3": "lungs clear",
+                      "s4": "edema  ,  moderate"}
+SPACED_REFERENCES = {"s1": "the heart size is  normal .", "s2": "small left\neffusion  .",
+                     "s3": " lungs are clear\r\n", "s4": "moderate pulmonary edema"}
+
+
+@pytest.mark.parametrize("clean", ["none", "whitespace"])
+def test_clean_none_reproduces_pycocoevalcap_and_whitespace_folds(tmp_path, clean):
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    preds, refs = _jsonl(tmp_path / "p.jsonl", SPACED_PREDICTIONS), _jsonl(tmp_path / "r.jsonl", SPACED_REFERENCES)
+    code, out = _score(tmp_path, preds, refs, "--clean", clean)
+    assert code == 0
+    ids = list(SPACED_REFERENCES)
+    side = (lambda text: text) if clean == "none" else (lambda text: " ".join(text.split()))
+    gts, res = {i: [side(SPACED_REFERENCES[i])] for i in ids}, {i: [side(SPACED_PREDICTIONS[i])] for i in ids}
+    metrics = json.loads((out / "results.json").read_text())["metrics"]
+    rouge, rouge_images = Rouge().compute_score(gts, res)
+    assert metrics["rouge_l"]["value"] == pytest.approx(rouge, abs=1e-9)
+    assert metrics["cider"]["value"] == pytest.approx(Cider().compute_score(gts, res)[0], abs=1e-9)
+    assert metrics["bleu_4"]["value"] == pytest.approx(Bleu(4).compute_score(gts, res, verbose=0)[0][3], abs=1e-9)
+    scores = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+    assert [row["rouge_l"] for row in scores] == pytest.approx(list(rouge_images), abs=1e-12)
+    folded_rouge = Rouge().compute_score({i: [" ".join(t[0].split())] for i, t in gts.items()},
+                                         {i: [" ".join(t[0].split())] for i, t in res.items()})[0]
+    assert (metrics["rouge_l"]["value"] == pytest.approx(folded_rouge)) == (clean == "whitespace")
 
 
 def test_weights_absent_metrics_are_unavailable_in_record_and_leaderboard(tmp_path, files):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from rrgbench.data import CLEANING_STYLES, Tokenizer, clean_report
+from rrgbench.data.cleaning import r2gen_text
 from rrgbench.errors import ConfigError, DataError
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
@@ -124,6 +125,14 @@ def test_iu_keeps_double_spaces_but_mimic_collapses_them(reports: dict[str, str]
         "stable . old right clavicular fracture is again noted ."
     )
     assert mimic == iu.replace("of  normal", "of normal")
+
+
+def test_r2gen_text_is_the_cleaned_tokens_joined_by_single_spaces(reports: dict[str, str]) -> None:
+    report = reports["CXR1600_IM-0390"]
+    cleaned, scored = clean_report(report, "iu-xray"), r2gen_text(report, "iu-xray")
+    assert "limits of  normal" in cleaned and "limits of normal" in scored
+    assert scored.split(" ") == cleaned.split()  # R2Gen's tokens, no empty ones
+    assert r2gen_text("Normal , clear .", "iu-xray") == "normal clear ." and r2gen_text("   ", "iu-xray") == "."
 
 
 def test_styles_differ_only_on_that_report(reports: dict[str, str]) -> None:

@@ -54,8 +54,9 @@ def _register_score(sub: Any) -> None:
     cmd.add_argument("--out", required=True, help="output folder (results.json, predictions.jsonl, scores.jsonl)")
     cmd.add_argument("--name", help="model name in the record (default: the predictions file's stem)")
     cmd.add_argument("--dataset", default="external", help="dataset label in the record (default external)")
-    cmd.add_argument("--clean", choices=("none", "iu-xray", "mimic-cxr"), default="none",
-                     help="none: score texts as given (default); or a dataset's R2Gen cleaning on both sides")
+    cmd.add_argument("--clean", choices=("none", "whitespace", "iu-xray", "mimic-cxr"), default="none",
+                     help="on both sides: none scores texts as given, whitespace included (default); whitespace "
+                          "folds runs of whitespace; iu-xray / mimic-cxr: R2Gen's cleaning of that dataset")
     cmd.add_argument("--column", default="report", help="text column of both files (default report)")
     cmd.add_argument("--allow-partial", action="store_true",
                      help="score the common ids when some are missing or extra (recorded in the protocol)")

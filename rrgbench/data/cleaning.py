@@ -30,6 +30,11 @@ The pipeline for both styles is:
 
 Cleaning is *not* idempotent: re-cleaning ``"a . b ."`` yields ``"a . b  ."`` (the final ``" ."`` loses
 its period to the deletion and gains a new ``" ."``), one more space per pass.
+
+The text R2Gen *scores* is not the cleaned string itself: its tokenizer splits the cleaned report on
+whitespace and its decoder joins the tokens with single spaces, so the double spaces above never reach
+the metrics. ``r2gen_text`` is that string (``fold_whitespace`` of the cleaned report); R2Gen's vocabulary
+mapping (``<unk>``) and reference truncation are not applied.
 """
 
 from __future__ import annotations
@@ -89,3 +94,13 @@ def clean_report(text: str, style: str) -> str:
     check_style(style)
     sentences = _apply_report_fixes(text, style).strip().lower().split(". ")
     return " . ".join(_clean_sentence(s) for s in sentences) + " ."
+
+
+def fold_whitespace(text: str) -> str:
+    """Fold every run of whitespace (spaces, tabs, newlines) to one space and strip the ends."""
+    return " ".join(text.split())
+
+
+def r2gen_text(text: str, style: str) -> str:
+    """The string R2Gen scores for a report: ``clean_report``'s whitespace tokens joined by single spaces."""
+    return fold_whitespace(clean_report(text, style))

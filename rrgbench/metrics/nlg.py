@@ -2,11 +2,21 @@
 
 Owns ``score_nlg`` and the bootstrap behaviour of each of these metrics.
 
-Protocol (R2Gen's): texts are scored as given and split on whitespace - no PTB tokenizer, no lowercasing,
-and references are never truncated. Runs of whitespace (newlines, tabs) are folded to one space first: BLEU
-and CIDEr see the same tokens, ROUGE-L's ``split(" ")`` sees no empty tokens, and METEOR's
-one-segment-per-line stdin protocol stays intact. Blank references are dropped; every study needs at least
-one non-blank reference. An empty prediction scores 0 on every metric.
+Protocol: texts are scored exactly as given - no PTB tokenizer, no lowercasing, no whitespace folding, and
+references are never truncated - so every metric equals pycocoevalcap's on the same strings, whatever their
+whitespace. Each metric tokenizes as pycocoevalcap does: BLEU and CIDEr-D split on any run of whitespace,
+ROUGE-L splits on single spaces (a double, leading or trailing space is an empty token, which counts in the
+lengths and can match an empty token of the other side; a tab or newline stays inside its token) and METEOR
+leaves tokenization to the jar (``-norm``; measured whitespace-invariant: spaces, tabs and double spaces give
+the same segment scores as the folded texts). Folding is the caller's choice (``rrgbench score --clean
+whitespace``; runs score R2Gen's re-joined tokens, :func:`rrgbench.data.cleaning.r2gen_text`).
+Two departures, both where pycocoevalcap cannot score the input: a blank (empty or whitespace-only)
+reference is dropped, and every study needs at least one non-blank reference; METEOR's one-line-per-segment
+stdin protocol cannot carry a line break or a ``|||`` inside a reference, so those become spaces before the
+jar sees them (pycocoevalcap would desynchronise or split the reference). Hypotheses reach the jar as
+pycocoevalcap's ``Meteor`` passes them (it deletes ``|||``), line breaks aside. An empty prediction scores 0
+on BLEU, METEOR and CIDEr-D; on ROUGE-L it scores 0 unless a reference has an empty token (pycocoevalcap's
+arithmetic). Per-study scores are computed on the same strings as the corpus values.
 
 - BLEU-n: pycocoevalcap's ``BleuScorer`` with the 'closest' reference length; the corpus value and the
   per-study scores are pycocoevalcap's own. ``resample`` recomputes the *corpus* BLEU exactly as
@@ -77,17 +87,11 @@ _METEOR_DIR = os.path.dirname(os.path.abspath(_meteor_module.__file__))
 # ---------------------------------------------------------------------------------------------- inputs
 
 
-def fold_whitespace(text: str) -> str:
-    """Fold every run of whitespace (spaces, newlines, tabs) to one space and strip the ends."""
-    return " ".join(text.split())
-
-
 def _reference_list(item: str | Sequence[str], position: int) -> list[str]:
     texts = [item] if isinstance(item, str) else list(item)
     if not all(isinstance(text, str) for text in texts):
         raise DataError(f"references of study {position} must be strings")
-    folded = [fold_whitespace(text) for text in texts]
-    kept = [text for text in folded if text]
+    kept = [text for text in texts if text.strip()]
     if not kept:
         raise DataError(f"study {position} has no non-blank reference report")
     return kept
@@ -96,7 +100,7 @@ def _reference_list(item: str | Sequence[str], position: int) -> list[str]:
 def _prepare(
     predictions: Sequence[str], references: Sequence[str] | Sequence[Sequence[str]]
 ) -> tuple[list[str], list[list[str]]]:
-    """Validate and normalise inputs: folded predictions and non-blank folded reference lists."""
+    """Validate inputs: predictions as given and each study's non-blank references as given."""
     if len(predictions) != len(references):
         raise DataError(
             f"{len(predictions)} predictions but {len(references)} references; they must be aligned"
@@ -106,7 +110,7 @@ def _prepare(
     for position, text in enumerate(predictions):
         if not isinstance(text, str):
             raise DataError(f"prediction of study {position} is {type(text).__name__}, not a string")
-    hyps = [fold_whitespace(text) for text in predictions]
+    hyps = list(predictions)
     refs = [_reference_list(item, position) for position, item in enumerate(references)]
     return hyps, refs
 
@@ -397,9 +401,16 @@ def meteor_environment() -> dict[str, str]:
     return env
 
 
-def _meteor_text(text: str) -> str:
-    """Keep METEOR's ``|||`` field separator out of a segment (pycocoevalcap does so for hypotheses only)."""
-    return fold_whitespace(text.replace("|||", " "))
+def _meteor_line(text: str) -> str:
+    """``text`` with its line breaks as spaces: the jar reads one segment per line (Java's ``readLine`` ends a
+    line at ``\\n``, ``\\r`` or ``\\r\\n``), so a line break inside a text would desynchronise the protocol."""
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+def _meteor_reference(text: str) -> str:
+    """A reference for the jar: line breaks and METEOR's ``|||`` field separator as spaces (pycocoevalcap
+    leaves a reference's ``|||`` in, which splits it into two references)."""
+    return _meteor_line(text.replace("|||", " "))
 
 
 class _MeteorProcess(Meteor):
@@ -535,8 +546,8 @@ class MeteorScorer:
         hyps, refs = _prepare(predictions, references)
         if self._process is None or self.unavailable is not None:
             return MetricResult.missing(self.unavailable or "METEOR scorer is closed")
-        gts = {i: [_meteor_text(ref) for ref in study] for i, study in enumerate(refs)}
-        res = {i: [_meteor_text(hyp)] for i, hyp in enumerate(hyps)}
+        gts = {i: [_meteor_reference(ref) for ref in study] for i, study in enumerate(refs)}
+        res = {i: [_meteor_line(hyp)] for i, hyp in enumerate(hyps)}
         timeout_s = _meteor_timeout(len(hyps))
         try:
             corpus, segments = self._process.score(gts, res, timeout_s)

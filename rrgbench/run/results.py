@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rrgbench.config import RunConfig
-from rrgbench.data.cleaning import clean_report
+from rrgbench.data.cleaning import r2gen_text
 from rrgbench.data.source import DatasetSource
 from rrgbench.data.tokenizer import Tokenizer
 from rrgbench.extension.plugins import Registry
@@ -38,9 +38,9 @@ def scoring_context(config: RunConfig, registry: Registry, files: LocalFiles | N
 
 
 def score_rows(rows: list[dict[str, str]], cleaning_style: str, context: ScoringContext) -> Scores:
-    """Clean each row's reference (in place: ``reference_raw`` -> ``reference``) and score the predictions."""
+    """Clean each row's reference as R2Gen scores it (in place: ``reference_raw`` -> ``reference``), then score."""
     for row in rows:
-        row["reference"] = clean_report(row.pop("reference_raw"), cleaning_style)
+        row["reference"] = r2gen_text(row.pop("reference_raw"), cleaning_style)
     return score([r["prediction"] for r in rows], [r["reference"] for r in rows], context)
 
 

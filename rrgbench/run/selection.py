@@ -7,7 +7,7 @@ only for the selection metric and the curve metrics (``train.curve_metrics``), w
 from __future__ import annotations
 
 from rrgbench.config import RunConfig
-from rrgbench.data.cleaning import clean_report
+from rrgbench.data.cleaning import r2gen_text
 from rrgbench.errors import ConfigError
 from rrgbench.extension.plugins import Registry
 from rrgbench.scoring.engine import ScoringContext, all_keys, group_of, score
@@ -27,7 +27,7 @@ def validation_values(rows: list[dict[str, str]], config: RunConfig, cleaning_st
     """(selection score, value of every curve metric); the score is negated for lower-is-better metrics."""
     metric = config.train.select_metric
     wanted = frozenset({metric, *config.train.curve_metrics}) - context.skip
-    refs = [clean_report(r["reference_raw"], cleaning_style) for r in rows]
+    refs = [r2gen_text(r["reference_raw"], cleaning_style) for r in rows]
     preds = [r["prediction"] for r in rows]
     local = ScoringContext(labeler=context.labeler, uncertain=context.uncertain, registry=context.registry,
                            chexbert=context.chexbert, radgraph=context.radgraph, wanted=wanted)

@@ -7,9 +7,11 @@ ambiguous); ids missing in the predictions or extra in them are an error unless 
 case only the common studies are scored and the record says how many were left out. Blank references are an
 error (a study needs one to be scored).
 
-``clean`` is ``none`` (texts scored exactly as given, so numbers of published pycocoevalcap scripts reproduce;
-see :mod:`rrgbench.metrics.nlg`) or a dataset's R2Gen cleaning (``iu-xray``, ``mimic-cxr``), applied to
-predictions and references alike.
+``clean`` is applied to predictions and references alike: ``none`` scores the texts exactly as given, whitespace
+included, so numbers of published pycocoevalcap scripts reproduce (pycocoevalcap's ROUGE-L splits on single
+spaces, so a double space counts as an empty token; see :mod:`rrgbench.metrics.nlg`); ``whitespace`` folds every
+run of whitespace to one space; ``iu-xray`` and ``mimic-cxr`` give the string R2Gen scores, its cleaning of that
+dataset with the tokens re-joined by single spaces (:func:`rrgbench.data.cleaning.r2gen_text`).
 
 ``score_external`` writes, under ``out``: ``predictions.jsonl`` (id, prediction, reference, as scored),
 ``scores.jsonl`` (per-study values), the metric groups' side tables (``ce_per_observation.csv``) and
@@ -36,7 +38,8 @@ from rrgbench.run.layout import RunDir
 from rrgbench.run.writer import RunWriter
 from rrgbench.scoring.engine import Scores, ScoringContext, score
 
-CLEANING_CHOICES = ("none", "iu-xray", "mimic-cxr")
+CLEANING_CHOICES = ("none", "whitespace", "iu-xray", "mimic-cxr")
+CLEANING_LABELS = {"none": "as given", "whitespace": "runs of whitespace folded to one space"}
 _CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 _JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 _EXAMPLES = 3
@@ -176,14 +179,16 @@ def match_reports(predictions: ReportFile, references: ReportFile, allow_partial
 
 
 def clean_texts(texts: Sequence[str], style: str) -> list[str]:
-    """``none``: unchanged; otherwise R2Gen's cleaning of the named dataset."""
+    """``none``: unchanged; ``whitespace``: runs of whitespace folded; otherwise the text R2Gen scores."""
     if style == "none":
         return list(texts)
     if style not in CLEANING_CHOICES:
         raise DataError(f"unknown cleaning '{style}' (one of {', '.join(CLEANING_CHOICES)})")
-    from rrgbench.data.cleaning import clean_report
+    from rrgbench.data.cleaning import fold_whitespace, r2gen_text
 
-    return [clean_report(text, style) for text in texts]
+    if style == "whitespace":
+        return [fold_whitespace(text) for text in texts]
+    return [r2gen_text(text, style) for text in texts]
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -224,7 +229,7 @@ def external_record(request: ExternalRequest, context: ScoringContext, matched: 
                 "labeler": context.labeler, "uncertain": context.uncertain, "skip": sorted(context.skip)}
     protocol = Protocol(
         cleaning=request.clean,
-        references="as given" if request.clean == "none" else f"R2Gen {request.clean} cleaning",
+        references=CLEANING_LABELS.get(request.clean, f"R2Gen {request.clean} cleaning, tokens re-joined"),
         bootstrap=Bootstrap(resamples=context.n_resamples, seed=context.seed),
         metric_groups=scores.protocol,
         external={"predictions_file": str(request.predictions), "references_file": str(request.references),
