@@ -51,7 +51,7 @@ def index_random_reports(model: Any, n_studies: int, length: int, bos_id: int = 
     left alone, and so is a data-initialised memory (its initial values do not change its cost)."""
     if not model.decoder.wants_initialization():
         return
-    from rrgbench.components import TrainingSummary
+    from rrgbench.extension.components import TrainingSummary
 
     generator = torch.Generator().manual_seed(0)
     width, vocab = model.context.d_model, model.context.vocab_size

@@ -15,11 +15,11 @@ import pytest
 import torch
 from benchutil import index_random_reports, ratio, record_median
 from reference_decoding import NoEos, RisingEos, beam_search_recompute, greedy_recompute
-from rrgbench.plugins import registry as get_registry
 
 from rrgbench.config import resolve_config
 from rrgbench.decode import beam_search, greedy
 from rrgbench.extension.components import BuildContext
+from rrgbench.extension.plugins import registry as get_registry
 from rrgbench.model import build_model
 
 LENGTH, BATCH, BEAM, VOCAB = 100, 8, 3, 760  # 760: about the IU X-Ray vocabulary at threshold 3

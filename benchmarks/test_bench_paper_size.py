@@ -7,7 +7,7 @@ backbone (ResNet-101; MCSAM's ResNet-50), 2 views (frontal + lateral) of 224 px,
 of 760 tokens (about IU X-Ray's at threshold 3). Costs at a fixed length do not depend on the weights.
 
 * ``train``: one training step on 16 studies with 60-token targets (``bos``, 59 words, ``eos``): forward,
-  backward, gradient clipping as configured and the project's optimizer (``rrgbench.train.make_optimizer``),
+  backward, gradient clipping as configured and the project's optimizer (``rrgbench.run.setup.make_optimizer``),
   in training mode. A recipe with nothing trainable (``nearest-neighbor``) is skipped.
 * ``decode``: ``rrgbench.decode.generate`` at beam 3 on 16 studies: ``prepare`` (the CNN over 2 x 16 images,
   the memory, alignment and the decoder's context encoder) and exactly 60 beam steps. ``eos`` is masked
@@ -35,14 +35,14 @@ import pytest
 import torch
 from benchutil import index_random_reports
 from reference_decoding import NoEos
-from rrgbench.components import BuildContext
-from rrgbench.efficiency import synchronize
-from rrgbench.plugins import registry as get_registry
-from rrgbench.train import autocast, make_optimizer
+from rrgbench.run.efficiency import synchronize
 
 from rrgbench.config import resolve_config
 from rrgbench.decode import generate
+from rrgbench.extension.components import BuildContext
+from rrgbench.extension.plugins import registry as get_registry
 from rrgbench.model import ReportGenerator, build_model
+from rrgbench.run.setup import autocast, make_optimizer
 
 PAD, BOS, EOS = 0, 1, 2
 DATASET = "iu-xray"
@@ -87,10 +87,11 @@ class Workload:
 
     def info(self) -> dict[str, Any]:
         """What the table shows next to the timings."""
-        sections = self.config.sections
+        config = self.config
         return {"recipe": self.recipe, "size": "x".join(map(str, self.images.shape)),
-                "backbone": sections["encoder"].get("backbone"), "memory_slots": sections["memory"].get("size"),
-                "d_model": sections["model"]["d_model"], "beam": self.beam, "max_len": self.max_len,
+                "backbone": getattr(config.encoder, "backbone", None),
+                "memory_slots": self.model.memory.memory_size(),
+                "d_model": config.model_options.d_model, "beam": self.beam, "max_len": self.max_len,
                 "batch": self.images.shape[0], "vocab": self.model.context.vocab_size,
                 "parameters": sum(p.numel() for p in self.model.parameters()),
                 "threads": torch.get_num_threads(), "device": self.device.type}
@@ -100,34 +101,34 @@ def build_workload(registry: Any, recipe: str, size: Size) -> Workload:
     """The recipe built at ``size`` with random weights, its optimizer, random images and targets."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     config = resolve_config(registry, recipe, DATASET, profile=size.profile)
-    data = config.sections["data"]
-    batch, max_len = size.batch or data["batch_size"], size.max_len or data["max_len"]
-    context = BuildContext(d_model=config.sections["model"]["d_model"], vocab_size=size.vocab, pad_id=PAD,
+    data = config.data
+    batch, max_len = size.batch or data.batch_size, size.max_len or data.max_len
+    context = BuildContext(d_model=config.model_options.d_model, vocab_size=size.vocab, pad_id=PAD,
                            bos_id=BOS, eos_id=EOS, max_len=max_len, n_views=size.views,
-                           image_size=data["image_size"])
+                           image_size=data.image_size)
     torch.manual_seed(0)
     model = build_model(registry, config, context).to(device)
     index_random_reports(model, n_studies=INDEX_STUDIES if size is PAPER else 8, length=max_len + 1,
                          bos_id=BOS, eos_id=EOS)
     generator = torch.Generator().manual_seed(0)
-    images = torch.randn(batch, size.views, 3, data["image_size"], data["image_size"], generator=generator)
+    images = torch.randn(batch, size.views, 3, data.image_size, data.image_size, generator=generator)
     targets = torch.randint(EOS + 1, size.vocab, (batch, max_len + 1), generator=generator)
     targets[:, 0], targets[:, -1] = BOS, EOS
-    return Workload(recipe, model, make_optimizer(model, config.sections["train"]), config, images.to(device),
-                    targets.to(device), config.sections["decode"]["beam_size"], max_len, device)
+    return Workload(recipe, model, make_optimizer(model, config.train), config, images.to(device),
+                    targets.to(device), config.decode.beam_size, max_len, device)
 
 
 def train_step(work: Workload) -> float:
     """One optimisation step on the batch (as the trainer's step: forward, backward, clip, update); the loss."""
-    model, train = work.model.train(), work.config.sections["train"]
+    model, train = work.model.train(), work.config.train
     with autocast(work.device, work.config):
         loss = model(work.images, work.targets).loss
     work.optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    if train["clip_value"]:
-        torch.nn.utils.clip_grad_value_(model.parameters(), train["clip_value"])
-    if train["clip_norm"]:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), train["clip_norm"], foreach=True)
+    if train.clip_value:
+        torch.nn.utils.clip_grad_value_(model.parameters(), train.clip_value)
+    if train.clip_norm:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), train.clip_norm, foreach=True)
     work.optimizer.step()
     synchronize(work.device)
     return float(loss.detach())
@@ -219,11 +220,11 @@ def test_paper_size_is_the_papers():
     registry = get_registry()
     for recipe in ("mcsam", "r2gen", "r2gencmn"):
         config = resolve_config(registry, recipe, DATASET, profile=PAPER.profile)
-        data, sections = config.sections["data"], config.sections
-        assert (data["batch_size"], data["image_size"], data["max_len"]) == (16, 224, 60)
-        assert sections["model"]["d_model"] == 512 and sections["decode"]["beam_size"] == 3
-        assert sections["encoder"]["backbone"] == ("resnet50" if recipe == "mcsam" else "resnet101")
-    assert resolve_config(registry, "r2gencmn", DATASET).sections["memory"]["size"] == 2048
+        data = config.data
+        assert (data.batch_size, data.image_size, data.max_len) == (16, 224, 60)
+        assert config.model_options.d_model == 512 and config.decode.beam_size == 3
+        assert config.encoder.backbone == ("resnet50" if recipe == "mcsam" else "resnet101")
+    assert resolve_config(registry, "r2gencmn", DATASET).memory.size == 2048
 
 
 def test_markdown_table_from_benchmark_json():
