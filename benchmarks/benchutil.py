@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,12 @@ def record_median(key: str, benchmark: Any) -> None:
     stats = getattr(benchmark, "stats", None)
     if stats is not None and getattr(stats, "stats", None) is not None:
         _MEDIANS[key] = stats.stats.median
+
+
+def record_seconds(key: str, samples: list[float]) -> None:
+    """Remember the median of timings taken by hand (e.g. interleaved with a benchmark's rounds) under ``key``."""
+    if samples:
+        _MEDIANS[key] = statistics.median(samples)
 
 
 def ratio(name: str, numerator: str, denominator: str) -> None:
