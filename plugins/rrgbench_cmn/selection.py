@@ -50,9 +50,9 @@ def topk_rows(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]
     if tail:
         candidates = torch.cat([candidates, scores[:, chunks * per_chunk:]], dim=1)
     values, position = candidates.topk(k, dim=-1)
-    in_body = position < per_chunk * k
-    body_index = (position // k) * chunks + kept_chunks.gather(1, position % k)
-    indices = torch.where(in_body, body_index, position - per_chunk * k + chunks * per_chunk) if tail else body_index
+    indices = (position // k) * chunks + kept_chunks.gather(1, position % k)
+    if tail:
+        indices = torch.where(position < per_chunk * k, indices, position - per_chunk * k + chunks * per_chunk)
     return values, indices
 
 
@@ -65,14 +65,16 @@ def select_slots(queries: torch.Tensor, keys: torch.Tensor, k: int) -> tuple[tor
     """
     heads, n, _ = queries.shape
     size = keys.shape[1]
-    kept = queries.new_empty(heads, n, k)
-    indices = torch.empty(heads, n, k, dtype=torch.long, device=queries.device)
     keys_t = keys.transpose(1, 2)
     block = max(MIN_BLOCK_ROWS, SCORE_BLOCK // max(1, heads * size))
+    if n <= block:  # one block (a decoding step): no copies into the outputs
+        values, index = topk_rows(torch.bmm(queries, keys_t).view(-1, size), k)
+        return values.view(heads, n, k), index.view(heads, n, k)
+    kept = queries.new_empty(heads, n, k)
+    indices = torch.empty(heads, n, k, dtype=torch.long, device=queries.device)
     for start in range(0, n, block):
         stop = min(n, start + block)
-        scores = torch.bmm(queries[:, start:stop], keys_t)
-        values, index = topk_rows(scores.view(-1, size), k)
+        values, index = topk_rows(torch.bmm(queries[:, start:stop], keys_t).view(-1, size), k)
         kept[:, start:stop] = values.view(heads, stop - start, k)
         indices[:, start:stop] = index.view(heads, stop - start, k)
     return kept, indices
