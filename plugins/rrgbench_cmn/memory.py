@@ -18,8 +18,8 @@ Initialisation follows the authors' code: ``M ~ N(0, std = 1/D)`` (``nn.init.nor
 note the standard deviation is 1/D, not 1/sqrt(D)). Subclasses (MCSAM's clinical memory) replace it
 through :meth:`CrossModalMemory.reset_matrix` / :meth:`CrossModalMemory.load_matrix`.
 
-Retrieval runs at the cost of the scores' own matrix product (``benchmarks/README.md`` gives the ratio
-per N_m): the scores are one batched product over heads (:func:`rrgbench_cmn.selection.select_slots`,
+Retrieval costs a small multiple of the scores' own matrix product (``benchmarks/README.md`` gives the
+ratio per N_m): the scores are one batched product over heads (:func:`rrgbench_cmn.selection.select_slots`,
 in blocks of queries, without autograd), the top-k is exact (two-stage on CPU, see that module), and the
 response reads only the kept values (``embedding_bag`` with the weights as per-sample weights): no
 [.., N_m] weight matrix is built and the projected memory is never copied per query. With autograd on,
@@ -102,8 +102,8 @@ class CrossModalMemory(Memory):
 
     def _head_layout(self, x: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`_batch_layout`: [*lead, heads, L, j] -> [heads, n, j]."""
-        return x.reshape(-1, self.heads, x.shape[-2], x.shape[-1]).transpose(0, 1).reshape(self.heads, -1,
-                                                                                             x.shape[-1])
+        grouped = x.reshape(-1, self.heads, x.shape[-2], x.shape[-1]).transpose(0, 1)
+        return grouped.reshape(self.heads, -1, x.shape[-1])
 
     def slots(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values of every slot per head, [heads, N_m, d_head] each (cached without autograd)."""
