@@ -3,6 +3,7 @@ random index for decoders built from the training set."""
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,24 @@ _MEDIANS: dict[str, float] = {}
 _DERIVED: list[tuple[str, str, str, str]] = []  # (name, kind, first benchmark, second benchmark)
 
 
+def fastest(key: str) -> str:
+    """The key under which the fastest round of ``key`` is remembered (robust to preemption on a busy machine)."""
+    return f"{key}@min"
+
+
 def record_median(key: str, benchmark: Any) -> None:
-    """Remember a finished benchmark's median (seconds) under ``key`` for the derived figures."""
+    """Remember a finished benchmark's median (seconds) under ``key``, its fastest round under ``fastest(key)``."""
     stats = getattr(benchmark, "stats", None)
     if stats is not None and getattr(stats, "stats", None) is not None:
         _MEDIANS[key] = stats.stats.median
+        _MEDIANS[fastest(key)] = stats.stats.min
+
+
+def record_seconds(key: str, samples: list[float]) -> None:
+    """Remember timings taken by hand (e.g. interleaved with a benchmark's rounds) like :func:`record_median`."""
+    if samples:
+        _MEDIANS[key] = statistics.median(samples)
+        _MEDIANS[fastest(key)] = min(samples)
 
 
 def ratio(name: str, numerator: str, denominator: str) -> None:

@@ -3,8 +3,10 @@
 Run them with ``tox -e bench`` (or ``python -m pytest benchmarks --benchmark-only``). Each module
 also holds plain tests (output equality of the fast and reference decoders, input sanity) that run
 without ``--benchmark-only``. At the end of a benchmark session the derived figures (speed-up of the
-cached decoder over recomputation, milliseconds retrieval adds to the no-memory path) are printed and
-written into the saved JSON under ``rrgbench_ratios``.
+cached decoder over recomputation, retrieval time over the score product alone, milliseconds retrieval
+adds to the no-memory path) are printed and written into the saved JSON under ``rrgbench_ratios``, next
+to the machine's load average at the start and end of the session (``rrgbench_load_average``: 1, 5 and
+15-minute averages; on a shared machine they say how busy it was).
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchutil, reference
 
 from benchutil import computed_ratios
 
+_LOAD_AVERAGE: dict[str, list[float]] = {}
+
+
+def pytest_sessionstart(session: Any) -> None:
+    _LOAD_AVERAGE["start"] = list(os.getloadavg())
+
 
 @pytest.fixture(scope="session")
 def registry():
@@ -41,6 +49,7 @@ def torch_threads() -> int:
 
 def pytest_benchmark_update_json(config: Any, benchmarks: Any, output_json: dict[str, Any]) -> None:
     output_json["rrgbench_ratios"] = computed_ratios()
+    output_json["rrgbench_load_average"] = {**_LOAD_AVERAGE, "end": list(os.getloadavg())}
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

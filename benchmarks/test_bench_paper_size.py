@@ -35,13 +35,13 @@ import pytest
 import torch
 from benchutil import index_random_reports
 from reference_decoding import NoEos
-from rrgbench.run.efficiency import synchronize
 
 from rrgbench.config import resolve_config
 from rrgbench.decode import generate
 from rrgbench.extension.components import BuildContext
 from rrgbench.extension.plugins import registry as get_registry
 from rrgbench.model import ReportGenerator, build_model
+from rrgbench.run.efficiency import synchronize
 from rrgbench.run.setup import autocast, make_optimizer
 
 PAD, BOS, EOS = 0, 1, 2

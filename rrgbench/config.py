@@ -68,6 +68,7 @@ class TrainOptions:
     amsgrad: bool = option(True, "use AMSGrad")
     beta1: float = option(0.9, "Adam beta1", min=0.0, max=1.0)
     beta2: float = option(0.999, "Adam beta2", min=0.0, max=1.0)
+    eps: float = option(1e-8, "Adam epsilon (torch's default; R2GenCMN's trainer uses 1e-9)", min=0.0)
     step_size: int = option(50, "StepLR: decay the learning rates every this many epochs", min=1)
     gamma: float = option(0.1, "StepLR decay factor", min=0.0)
     clip_value: float = option(0.1, "clip each gradient value to +-this (0 disables)", min=0.0)

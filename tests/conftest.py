@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -13,6 +14,7 @@ os.environ["RRGBENCH_DISABLE_PLUGIN_AUTOLOAD"] = "1"
 os.environ.setdefault("RRGBENCH_CACHE", tempfile.mkdtemp(prefix="rrgbench-test-cache-"))
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 TINY = {
     "dataset.n_train": 48,
@@ -58,3 +60,16 @@ def fresh_plugins():
     plugins.reset()
     yield plugins.get_host()
     plugins.reset()
+
+
+@pytest.fixture(scope="session")
+def benchmark_module():
+    """Loads a module of ``benchmarks/`` by name: the reference implementations that tests compare with."""
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -1,4 +1,9 @@
-"""The ``cmn`` memory (R2GenCMN): top-k retrieval per head, X + R(X), gradients, padding, the recipe."""
+"""The ``cmn`` memory (R2GenCMN): top-k retrieval per head, X + R(X), gradients, padding, the recipe.
+
+The retrieval is also compared with the former dense implementation (``benchmarks/reference_retrieval.py``):
+identical outputs and gradients on the plain and two-stage top-k paths, with text padding, across query
+blocks, through the decoding cache, and in training mode with dropout.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import math
 
 import pytest
 import torch
+from rrgbench_cmn import selection
 from rrgbench_cmn.memory import CrossModalMemory
 from rrgbench_cmn.schemas import CMNMemoryOptions
 
@@ -15,6 +21,7 @@ from rrgbench.extension.components import BuildContext
 from rrgbench.extension.options import as_dict
 from rrgbench.extension.plugins import registry
 from rrgbench.model import build_model
+from rrgbench.run.setup import make_optimizer
 
 D, HEADS, SIZE, TOPK = 32, 4, 20, 5
 
@@ -134,7 +141,7 @@ def test_r2gencmn_recipe_paper_settings_and_small_profile():
     assert paper.sections["encoder"].backbone == "resnet101"
     train = paper.sections["train"]
     assert (train.lr_visual, train.lr, train.beta2, train.weight_decay) == (1e-4, 5e-4, 0.98, 5e-5)
-    assert (train.amsgrad, train.clip_value, train.step_size, train.gamma) == (True, 0.1, 3, 0.8)
+    assert (train.amsgrad, train.step_size, train.gamma) == (True, 3, 0.8)
     assert paper.sections["decoder"].d_ff == 512 and paper.sections["decode"].beam_size == 3
     small = resolve_config(reg, "r2gencmn", "synthetic")
     assert (small.sections["memory"].size, small.sections["memory"].topk) == (256, 16)
@@ -151,3 +158,103 @@ def test_r2gencmn_model_trains_its_memory(tiny):
     out.loss.backward()
     assert set(out.terms) == {"gen"} and math.isfinite(out.loss.item())
     assert float(model.memory.matrix.grad.abs().sum()) > 0
+
+
+def test_r2gencmn_recipe_uses_the_official_trainer_settings(tiny):
+    """R2GenCMN's trainer steps Adam (eps 1e-9) on unclipped gradients."""
+    reg = registry()
+    train = resolve_config(reg, "r2gencmn", "iu-xray").sections["train"]
+    assert (train.clip_value, train.clip_norm, train.eps) == (0.0, 0.0, 1e-9)
+    model = build_model(reg, resolve_config(reg, "r2gencmn", "synthetic", tiny), context())
+    optimizer = make_optimizer(model, train)
+    assert {group["eps"] for group in optimizer.param_groups} == {1e-9}
+    mcsam = resolve_config(reg, "mcsam", "iu-xray").sections["train"]  # MCSAM builds on R2GenCMN's trainer
+    assert (mcsam.clip_value, mcsam.clip_norm, mcsam.eps) == (0.0, 0.0, 1e-9)
+    assert resolve_config(reg, "transformer", "iu-xray").sections["train"].eps == 1e-8  # torch's default
+
+
+# -- the fast retrieval against the former dense one ---------------------------------------------------
+def reference_pair(size: int, topk: int, heads: int, d_model: int, dtype: torch.dtype,
+                   dropout: float = 0.0) -> CrossModalMemory:
+    torch.manual_seed(0)
+    mem = CrossModalMemory(CMNMemoryOptions(size=size, topk=topk, heads=heads, dropout=dropout), context(d_model))
+    with torch.no_grad():
+        mem.matrix.normal_()
+    return mem.to(dtype)
+
+
+def assert_same_retrieval(out, expected, atol: float) -> None:
+    assert torch.equal(out.indices, expected.indices)
+    torch.testing.assert_close(out.scores, expected.scores, atol=atol, rtol=0)
+    torch.testing.assert_close(out.consolidated, expected.consolidated, atol=atol, rtol=0)
+    torch.testing.assert_close(out.retrieved, expected.retrieved, atol=atol, rtol=0)
+
+
+SHAPES = [  # size, topk, heads, d_model: plain torch.topk; two-stage without and with a tail of N mod chunk
+    (20, 5, 4, 32),
+    (512, 8, 4, 32),
+    (600, 8, 2, 16),
+]
+
+
+@pytest.mark.parametrize(("size", "topk", "heads", "d_model"), SHAPES)
+@pytest.mark.parametrize("training", [False, True])
+def test_outputs_and_gradients_equal_the_dense_retrieval(benchmark_module, size, topk, heads, d_model, training):
+    reference = benchmark_module("reference_retrieval")
+    mem = reference_pair(size, topk, heads, d_model, torch.float64, dropout=0.1).train(training)
+    queries = torch.randn(3, 6, d_model, dtype=torch.float64, requires_grad=True)
+    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2, [True] + [False] * 5])
+    torch.manual_seed(1)
+    out = mem(queries, "text", mask=mask)
+    torch.manual_seed(1)  # the same dropout mask on the retrieval weights
+    expected = reference.dense_forward(mem, queries, mask)
+    assert_same_retrieval(out, expected, atol=1e-12)
+    probe = torch.randn_like(queries)
+    names, params = zip(*mem.named_parameters(), strict=True)
+    grads = torch.autograd.grad((out.consolidated * probe).sum(), [queries, *params])
+    expected_grads = torch.autograd.grad((expected.consolidated * probe).sum(), [queries, *params])
+    for got, want in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+    assert float(dict(zip(names, grads[1:], strict=True))["matrix"].abs().sum()) > 0
+
+
+def test_float32_paper_shape_equals_the_dense_retrieval(benchmark_module):
+    reference = benchmark_module("reference_retrieval")
+    mem = reference_pair(2048, 32, 8, 512, torch.float32)
+    queries = torch.randn(4, 3, 512, requires_grad=True)
+    out, expected = mem(queries, "visual"), reference.dense_forward(mem, queries)
+    assert_same_retrieval(out, expected, atol=1e-6)
+    grad = torch.autograd.grad(out.consolidated.square().sum(), [queries, mem.matrix])
+    want = torch.autograd.grad(expected.consolidated.square().sum(), [queries, mem.matrix])
+    for got, ref in zip(grad, want, strict=True):
+        torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_decoding_cache_and_query_blocks_equal_the_dense_retrieval(benchmark_module, monkeypatch):
+    reference = benchmark_module("reference_retrieval")
+    mem = reference_pair(600, 8, 2, 16, torch.float64).eval()
+    monkeypatch.setattr(selection, "SCORE_BLOCK", 1)  # one query per block
+    monkeypatch.setattr(selection, "MIN_BLOCK_ROWS", 1)
+    steps = torch.randn(5, 6, 1, 16, dtype=torch.float64)  # five decoding steps of 6 hypotheses
+    with torch.no_grad():
+        for step in steps:
+            assert_same_retrieval(mem(step, "text"), reference.dense_forward(mem, step), atol=1e-12)
+        assert mem._slot_cache is not None  # the projected slots were reused
+        mem.load_matrix(mem.matrix.flip(0))
+        assert_same_retrieval(mem(steps[0], "text"), reference.dense_forward(mem, steps[0]), atol=1e-12)
+
+
+@pytest.mark.parametrize(("rows", "length", "k"), [(7, 512, 32), (5, 600, 8), (3, 70, 4), (4, 10, 3)])
+def test_topk_rows_equals_torch_topk(rows, length, k):
+    scores = torch.randn(rows, length, generator=torch.Generator().manual_seed(length))
+    values, indices = selection.topk_rows(scores, k)
+    expected = scores.topk(k, dim=-1)
+    assert torch.equal(values, expected.values) and torch.equal(indices, expected.indices)
+
+
+def test_topk_rows_with_ties_returns_a_valid_topk():
+    scores = torch.randint(0, 6, (6, 640), generator=torch.Generator().manual_seed(0)).float()
+    values, indices = selection.topk_rows(scores, 16)
+    assert torch.equal(values, scores.topk(16, dim=-1).values)
+    assert torch.equal(scores.gather(1, indices), values)
+    assert bool((indices.sort(-1).values.diff(dim=-1) > 0).all())  # distinct slots

@@ -5,9 +5,7 @@ with the recompute-the-prefix reference decoders of ``benchmarks/reference_decod
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -176,17 +174,9 @@ def test_peak_memory_counters_reset_and_grow():
         assert grown >= 64 * 2**20
 
 
-def _reference_decoding():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_decoding.py"
-    spec = importlib.util.spec_from_file_location("reference_decoding", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("recipe", ["mcsam", "transformer", "r2gen"])
-def test_cached_decoding_equals_recomputing_the_prefix(tiny, recipe):
-    reference = _reference_decoding()
+def test_cached_decoding_equals_recomputing_the_prefix(tiny, recipe, benchmark_module):
+    reference = benchmark_module("reference_decoding")
     model, _ = tiny_model(tiny, recipe, **{"decoder.n_prompts": 2} if recipe != "r2gen" else {})
     with torch.no_grad():
         for seed in range(2):

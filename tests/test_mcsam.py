@@ -103,6 +103,26 @@ def test_ot_init_with_fewer_samples_than_slots_gives_distinct_slots():
     assert float(distances.min()) > 0
 
 
+@pytest.mark.parametrize("frozen", [False, True])
+def test_clinical_memory_retrieval_equals_the_dense_reference(benchmark_module, frozen):
+    """The OT-initialised memory reads through the inherited fast retrieval: outputs and gradients as before."""
+    reference = benchmark_module("reference_retrieval")
+    torch.manual_seed(0)
+    options = ClinicalMemoryOptions(size=600, topk=8, heads=2, dropout=0.0, ot_iters=50, ot_rounds=2, frozen=frozen)
+    mem = ClinicalMemory(options, CONTEXT).double()
+    mem.initialize(clustered_summary())
+    queries = torch.randn(3, 5, D, dtype=torch.float64, requires_grad=True)
+    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] * 4 + [False]])
+    out, expected = mem(queries, "text", mask=mask), reference.dense_forward(mem, queries, mask)
+    assert torch.equal(out.indices, expected.indices)
+    torch.testing.assert_close(out.consolidated, expected.consolidated, atol=1e-12, rtol=0)
+    params = [queries, *(p for p in mem.parameters() if p.requires_grad)]
+    grads = torch.autograd.grad(out.consolidated.square().sum(), params)
+    for got, want in zip(grads, torch.autograd.grad(expected.consolidated.square().sum(), params), strict=True):
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+    assert len(params) == (9 if frozen else 10)  # queries, M (unless frozen), 4 projections x (weight, bias)
+
+
 # -- the semantic alignment module ---------------------------------------------------------------
 def test_sam_aligns_retrieved_knowledge_and_respects_padding():
     torch.manual_seed(0)

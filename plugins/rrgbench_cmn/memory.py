@@ -18,23 +18,30 @@ Initialisation follows the authors' code: ``M ~ N(0, std = 1/D)`` (``nn.init.nor
 note the standard deviation is 1/D, not 1/sqrt(D)). Subclasses (MCSAM's clinical memory) replace it
 through :meth:`CrossModalMemory.reset_matrix` / :meth:`CrossModalMemory.load_matrix`.
 
-The weighted sum is computed as a dense matmul with a scattered (mostly zero) weight matrix, which is
-mathematically the gather of the selected slots and is the fastest form on CPU and GPU alike. When
-autograd is off (decoding), the projected keys and values of all slots are cached and reused until
-``M`` or the key/value projections change (checked through the tensors' version counters), so an
-incremental decoding step does not re-project the whole memory.
+Retrieval costs a small multiple of the scores' own matrix product (``benchmarks/README.md`` gives the
+ratio per N_m): the scores are one batched product over heads (:func:`rrgbench_cmn.selection.select_slots`,
+in blocks of queries, without autograd), the top-k is exact (two-stage on CPU, see that module), and the
+response reads only the kept values (``embedding_bag`` with the weights as per-sample weights): no
+[.., N_m] weight matrix is built and the projected memory is never copied per query. With autograd on,
+the kept scores are recomputed from the selected keys, so gradients reach ``q``, ``W_k`` and the kept
+slots of ``M`` exactly as through a dense score matrix (tests compare both with the former dense
+implementation, ``benchmarks/reference_retrieval.py``). When autograd is off (decoding), the projected
+keys and values of all slots are cached and reused until ``M`` or the key/value projections change
+(checked through the tensors' version counters), so an incremental decoding step does not re-project the
+whole memory.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rrgbench.errors import ConfigError
 from rrgbench.extension.components import MODALITIES, BuildContext, Memory, MemoryOutput
+from rrgbench_cmn.selection import select_slots
 
 
 def check_memory_options(size: int, topk: int, heads: int, d_model: int) -> None:
@@ -87,8 +94,19 @@ class CrossModalMemory(Memory):
 
     # -- querying and responding --------------------------------------------------------------
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        """[..., n, D] -> [..., heads, n, d_head]."""
-        return x.unflatten(-1, (self.heads, self.d_head)).transpose(-3, -2)
+        """[..., D] -> [heads, n, d_head] (contiguous; n = every position of the leading dimensions)."""
+        return x.reshape(-1, self.heads, self.d_head).transpose(0, 1).contiguous()
+
+    def _batch_layout(self, x: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """[heads, n, j] -> [*lead, heads, L, j] for ``queries`` [*lead, L, D] (contiguous)."""
+        *lead, length, _ = queries.shape
+        grouped = x.view(self.heads, -1, length, x.shape[-1]).transpose(0, 1)
+        return grouped.reshape(*lead, self.heads, length, x.shape[-1]).contiguous()
+
+    def _head_layout(self, x: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`_batch_layout`: [*lead, heads, L, j] -> [heads, n, j]."""
+        grouped = x.reshape(-1, self.heads, x.shape[-2], x.shape[-1]).transpose(0, 1)
+        return grouped.reshape(self.heads, -1, x.shape[-1])
 
     def slots(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values of every slot per head, [heads, N_m, d_head] each (cached without autograd)."""
@@ -108,23 +126,34 @@ class CrossModalMemory(Memory):
         modes = (torch.is_autocast_enabled(), torch.is_inference_mode_enabled())
         return (*modes, *((t.device, t.data_ptr(), t._version) for t in tensors))
 
-    def similarity(self, queries: torch.Tensor) -> torch.Tensor:
-        """Scaled dot products of every query with every slot, per head: [B, heads, L, N_m]."""
-        return self._scores(self._heads(self.query(queries)), self.slots()[0])
+    def scaled_queries(self, queries: torch.Tensor) -> torch.Tensor:
+        """``W_q x / sqrt(d_head)`` per head: [heads, n, d_head]."""
+        return self._heads(self.query(queries)) * self.d_head**-0.5
 
-    def _scores(self, q: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        return torch.matmul(q, keys.transpose(-1, -2)) / math.sqrt(self.d_head)
+    def similarity(self, queries: torch.Tensor) -> torch.Tensor:
+        """Scaled dot products of every query with every slot, per head: [B, heads, L, N_m] (dense; for inspection)."""
+        keys = self.slots()[0]
+        return self._batch_layout(torch.bmm(self.scaled_queries(queries), keys.transpose(1, 2)), queries)
+
+    def _flat_slots(self, indices: torch.Tensor) -> torch.Tensor:
+        """Slot indices [heads, n, k] -> rows of the head-stacked [heads * N_m, d_head] keys or values."""
+        return indices + torch.arange(self.heads, device=indices.device).view(-1, 1, 1) * self.size
 
     def respond(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Response R(x) [B, L, D], retrieval weights and slot indices [B, heads, L, k]."""
         keys, values = self.slots()
-        scores = self._scores(self._heads(self.query(queries)), keys)
-        kept, indices = scores.topk(self.topk, dim=-1)
-        weights = torch.softmax(kept.float(), dim=-1)
-        dense = scores.new_zeros(scores.shape).scatter(-1, indices, self.drop(weights).to(scores.dtype))
-        read = torch.matmul(dense, values)  # [B, heads, L, d_head]
-        response = self.out(read.transpose(-3, -2).flatten(-2))
-        return response, weights, indices
+        q = self.scaled_queries(queries)
+        kept, indices = select_slots(q, keys, self.topk)
+        rows = self._flat_slots(indices)
+        if torch.is_grad_enabled() and (q.requires_grad or keys.requires_grad):
+            chosen = keys.reshape(-1, self.d_head)[rows]  # [heads, n, k, d_head]
+            kept = torch.matmul(chosen, q.unsqueeze(-1)).squeeze(-1)  # the same scores, now with autograd
+        weights = self._batch_layout(torch.softmax(kept.float(), dim=-1), queries)
+        dropped = self._head_layout(self.drop(weights)).to(values.dtype)  # dropout in [B, heads, L, k] order
+        read = F.embedding_bag(rows.view(-1, self.topk), values.reshape(-1, self.d_head), mode="sum",
+                               per_sample_weights=dropped.reshape(-1, self.topk))  # [heads * n, d_head]
+        response = self.out(read.view(self.heads, -1, self.d_head).transpose(0, 1).reshape(queries.shape))
+        return response, weights, self._batch_layout(indices, queries)
 
     def forward(self, queries: torch.Tensor, modality: str, mask: torch.Tensor | None = None) -> MemoryOutput:
         if modality not in MODALITIES:

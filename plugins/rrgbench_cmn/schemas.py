@@ -40,20 +40,22 @@ R2GENCMN_TRAINING: dict[str, Any] = {
     "train.lr": 5e-4,
     "train.beta1": 0.9,
     "train.beta2": 0.98,
+    "train.eps": 1e-9,
     "train.weight_decay": 5e-5,
     "train.amsgrad": True,
     "train.step_size": 3,
     "train.gamma": 0.8,
-    "train.clip_value": 0.1,
+    "train.clip_value": 0.0,
     "train.clip_norm": 0.0,
     "decode.method": "beam",
     "decode.beam_size": 3,
 }
 """R2GenCMN's optimisation (its MIMIC-CXR script: 30 epochs, StepLR every 3 epochs by 0.8; Adam with
-betas (0.9, 0.98), weight decay 5e-5, AMSGrad; gradient values clipped to 0.1 as in the R2Gen
-trainer it inherits; beam 3). Its IU X-Ray script trains 100 epochs with step 10 instead:
-``--set train.epochs=100 --set train.step_size=10``. Not reproducible here: Adam eps 1e-9 (the
-harness uses torch's 1e-8) and trigram blocking in beam search."""
+betas (0.9, 0.98), eps 1e-9, weight decay 5e-5, AMSGrad; beam 3). Its trainer
+(``modules/trainer.py``) steps on unclipped gradients, so both clips are off. Its IU X-Ray script
+trains 100 epochs with step 10 instead: ``--set train.epochs=100 --set train.step_size=10``. Not
+reproduced here: trigram blocking in beam search. MCSAM's recipes inherit all of these (MCSAM builds
+on R2GenCMN)."""
 
 R2GENCMN_SMALL: dict[str, Any] = {
     "memory.size": 256,

@@ -81,7 +81,7 @@ def make_optimizer(model: Any, train: TrainOptions) -> torch.optim.Optimizer:
     # step from 0.46 s to 0.37 s (measured); the update rule is the same (rounding may differ in the last bits).
     fused = all(p.device.type in ("cpu", "cuda") for group in groups for p in group["params"])
     return torch.optim.Adam(groups, weight_decay=train.weight_decay, amsgrad=train.amsgrad,
-                            betas=(train.beta1, train.beta2), fused=fused)
+                            betas=(train.beta1, train.beta2), eps=train.eps, fused=fused)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, train: TrainOptions) -> Any:
