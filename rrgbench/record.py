@@ -9,6 +9,9 @@ below and published as a JSON Schema (``record.schema.json`` in this package, ge
 Schema version 2. Version-1 records (written before 2026-11-30; their ``efficiency`` had three shapes)
 are read by :func:`upgrade_v1` into the same types, so old runs and committed boards still load.
 
+A record carries its scored studies (``studies``: id, prediction, reference), so paired significance tests
+between runs need nothing but records.
+
 ``kind`` says what produced a record: ``training`` (``rrgbench run``), ``evaluation`` (``rrgbench
 evaluate``: a saved model decoded again) or ``external`` (``rrgbench score``: another system's reports).
 A figure a record cannot have (no model ran, a measurement was switched off) is ``None`` with the reason
@@ -67,6 +70,15 @@ class Validation:
     best_epoch: int
     best_value: float | None
     history: list[ValidationPoint] = field(default_factory=list)
+
+
+@dataclass
+class StudyResult:
+    """One test study as scored: the generated report and its (cleaned, untruncated) reference."""
+
+    id: str
+    prediction: str
+    reference: str
 
 
 @dataclass
@@ -237,6 +249,7 @@ class RunRecord:
     validation: Validation | None = None
     predictions: PredictionStats | None = None
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # e.g. ce_per_observation
+    studies: list[StudyResult] = field(default_factory=list)  # what was scored (paired tests need it)
     ablation_of: str | None = None  # the recipe this model ablates (declared at its registration)
     evaluated_from: str | None = None
     schema_version: int = SCHEMA_VERSION

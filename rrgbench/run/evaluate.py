@@ -31,7 +31,14 @@ from rrgbench.run.checkpoint import load_checkpoint
 from rrgbench.run.environment import environment
 from rrgbench.run.layout import RunDir, create_run, now
 from rrgbench.run.request import RunRequest
-from rrgbench.run.results import prediction_stats, protocol_for, score_rows, scoring_context, summary_line
+from rrgbench.run.results import (
+    prediction_stats,
+    protocol_for,
+    score_rows,
+    scoring_context,
+    study_results,
+    summary_line,
+)
 from rrgbench.run.setup import autocast, configure_determinism, context_for, load_source, resolve_device
 from rrgbench.run.writer import RunWriter
 
@@ -180,7 +187,7 @@ def evaluate_checkpoint(registry: Registry, checkpoint: Path | str, request: Run
                                   inference=Inference(unavailable="not measured when evaluating a saved model "
                                                                   "(the training run's record has these figures)")),
             environment=environment(str(device)), predictions=prediction_stats([r["prediction"] for r in rows]),
-            tables=scores.tables, evaluated_from=origin,
+            tables=scores.tables, studies=study_results(rows), evaluated_from=origin,
             ablation_of=registry.get("model", config.model).extra.get("ablation_of"))
         writer.record(record)
         writer.status("finished", evaluated_from=origin)

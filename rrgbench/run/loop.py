@@ -49,7 +49,14 @@ from rrgbench.run.environment import environment, plugin_code
 from rrgbench.run.evaluate import decode_cost, decode_loader
 from rrgbench.run.layout import RunDir, create_run, now
 from rrgbench.run.request import RunRequest
-from rrgbench.run.results import prediction_stats, protocol_for, score_rows, scoring_context, summary_line
+from rrgbench.run.results import (
+    prediction_stats,
+    protocol_for,
+    score_rows,
+    scoring_context,
+    study_results,
+    summary_line,
+)
 from rrgbench.run.resume import RunInterrupted, SeededSamples, StopSignals, near_misses, resolve_resume, truncate_log
 from rrgbench.run.selection import check_select_metric, validation_values
 from rrgbench.run.setup import (
@@ -446,6 +453,7 @@ class Trainer:
             efficiency=self.efficiency(decode_seconds, len(rows)),
             environment=environment(str(self.device), plugin_code(self.registry, self.config)),
             predictions=prediction_stats([r["prediction"] for r in rows]), tables=scores.tables,
+            studies=study_results(rows),
             ablation_of=self.registry.get("model", self.config.model).extra.get("ablation_of"))
         self.writer.record(record)
         self.writer.status("finished")

@@ -16,7 +16,7 @@ from rrgbench.data.cleaning import r2gen_text
 from rrgbench.data.source import DatasetSource
 from rrgbench.data.tokenizer import Tokenizer
 from rrgbench.extension.plugins import Registry
-from rrgbench.record import Bootstrap, PredictionStats, Protocol, RunRecord
+from rrgbench.record import Bootstrap, PredictionStats, Protocol, RunRecord, StudyResult
 from rrgbench.scoring.engine import Scores, ScoringContext, score
 
 
@@ -42,6 +42,11 @@ def score_rows(rows: list[dict[str, str]], cleaning_style: str, context: Scoring
     for row in rows:
         row["reference"] = r2gen_text(row.pop("reference_raw"), cleaning_style)
     return score([r["prediction"] for r in rows], [r["reference"] for r in rows], context)
+
+
+def study_results(rows: Sequence[dict[str, str]]) -> list[StudyResult]:
+    """The scored studies of a record (rows with id, prediction and cleaned reference)."""
+    return [StudyResult(id=str(r["id"]), prediction=r["prediction"], reference=r["reference"]) for r in rows]
 
 
 def prediction_stats(predictions: Sequence[str]) -> PredictionStats | None:

@@ -219,11 +219,13 @@ def _device() -> str:
 
 
 def external_record(request: ExternalRequest, context: ScoringContext, matched: Matched, scores: Scores,
-                    predictions: Sequence[str]) -> RunRecord:
+                    rows: Sequence[dict[str, str]]) -> RunRecord:
     """The record of an external system: its metrics and how they were computed; no model ran."""
     from rrgbench.run.environment import environment
     from rrgbench.run.layout import now
-    from rrgbench.run.results import prediction_stats
+    from rrgbench.run.results import prediction_stats, study_results
+
+    predictions = [row["prediction"] for row in rows]
 
     settings = {"name": request.model, "clean": request.clean, "allow_partial": request.allow_partial,
                 "labeler": context.labeler, "uncertain": context.uncertain, "skip": sorted(context.skip)}
@@ -239,7 +241,8 @@ def external_record(request: ExternalRequest, context: ScoringContext, matched: 
                      metrics=scores.values, protocol=protocol, environment=environment(_device()), created=now(),
                      efficiency=Efficiency(unavailable="external predictions: no model was run, so there are no "
                                                        "cost figures"),
-                     predictions=prediction_stats(list(predictions)), tables=scores.tables)
+                     predictions=prediction_stats(list(predictions)), tables=scores.tables,
+                     studies=study_results(rows))
 
 
 def score_external(request: ExternalRequest, context: ScoringContext) -> RunRecord:
@@ -252,7 +255,7 @@ def score_external(request: ExternalRequest, context: ScoringContext) -> RunReco
     out.mkdir(parents=True, exist_ok=True)
     rows = [{"id": i, "prediction": h, "reference": r} for i, h, r in zip(matched.ids, hyps, refs, strict=True)]
     scores = score(hyps, refs, context, groups=request.groups)
-    record = external_record(request, context, matched, scores, hyps)
+    record = external_record(request, context, matched, scores, rows)
     writer = RunWriter(RunDir(out))
     writer.outputs(rows, scores.per_study(matched.ids), scores.tables)
     writer.record(record)
