@@ -115,7 +115,7 @@ def test_missing_weights_say_where_to_put_them(tmp_path, no_env):
     with pytest.raises(UnavailableError) as caught:
         CheXbertLabeler(ChexbertOptions())
     message = str(caught.value)
-    assert "chexbert.pth" in message and ENV_CHECKPOINT in message and "checkpoint=" in message
+    assert "chexbert.pth" in message and ENV_CHECKPOINT in message and "--chexbert PATH" in message
     assert "\n" not in message
     with pytest.raises(UnavailableError, match="not found"):
         CheXbertLabeler(ChexbertOptions(checkpoint=str(tmp_path / "absent.pth")))
