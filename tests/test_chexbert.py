@@ -168,6 +168,7 @@ class _FixedHeads(torch.nn.Module):
                 for head in range(14)]
 
 
+@pytest.mark.filterwarnings("ignore:.*ill-defined:UserWarning")  # scikit-learn inside f1chexbert: 0/0 counts as 0
 def test_default_mapping_scores_as_f1chexbert_itself(tmp_path, no_env, monkeypatch):
     """The chexbert labeler's own mapping (scoring.uncertain auto) gives f1chexbert's F1CheXbert numbers: its
     ``get_label(mode="rrg")`` (uncertain counts as positive) and scikit-learn ``classification_report``."""
