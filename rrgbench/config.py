@@ -99,8 +99,9 @@ class LossOptions:
 @dataclass(frozen=True)
 class ScoringOptions:
     labeler: str = option("chexpert-rules", "labeler of the clinical-efficacy metrics (rrgbench list labelers)")
-    uncertain: str = option("r2gen", "uncertain-label mapping: r2gen (only 1 is positive) or chexbert (1 and -1 "
-                                     "positive, f1chexbert's own)", choices=("r2gen", "chexbert"))
+    uncertain: str = option("auto", "uncertain-label mapping: auto (the labeler's own: r2gen for chexpert-rules, "
+                                    "chexbert for chexbert), r2gen (only 1 is positive) or chexbert (1 and -1 "
+                                    "positive, f1chexbert's own)", choices=("auto", "r2gen", "chexbert"))
     skip: list[str] = option([], "metric keys not computed (recorded as unavailable with this reason, never as 0)")
     resamples: int = option(1000, "bootstrap resamples of the 95% CIs", min=1, max=1_000_000)
     bootstrap_seed: int = option(0, "seed of the bootstrap resampling", min=0)

@@ -19,7 +19,7 @@ from typing import Any
 from rrgbench.cli import echo, split_list
 from rrgbench.cli.run import local_files
 
-_MAPPINGS = ("r2gen", "chexbert")
+_MAPPINGS = ("auto", "r2gen", "chexbert")
 
 
 def register(sub: Any) -> None:
@@ -38,7 +38,8 @@ def _scoring_options(parser: argparse.ArgumentParser, labeler_default: str | Non
                         help="labeler for clinical-efficacy metrics (rrgbench list labelers)"
                              + (f"; default {labeler_default}" if labeler_default else "; default: run A's"))
     parser.add_argument("--uncertain", choices=_MAPPINGS, default=None,
-                        help="uncertain-label mapping: r2gen (only 1 positive) or chexbert (1 and -1); default r2gen "
+                        help="uncertain-label mapping: auto (the labeler's own: r2gen for chexpert-rules, chexbert "
+                             "for chexbert), r2gen (only 1 positive) or chexbert (1 and -1); default auto "
                              "(compare: run A's)")
     parser.add_argument("--skip", action="append", default=[], metavar="METRIC",
                         help="do not compute this metric key (e.g. meteor); recorded as unavailable, never as 0")
@@ -116,9 +117,11 @@ def _metric_line(key: str, entry: Any) -> str:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from rrgbench.scoring.engine import preflight
     from rrgbench.scoring.external import ExternalRequest, score_external
 
-    context = _context(args, args.labeler, args.uncertain or "r2gen")
+    context = _context(args, args.labeler, args.uncertain or "auto")
+    preflight(context, given_files_only=True)  # a --chexbert / --radgraph file that cannot work fails at once
     request = ExternalRequest(predictions=Path(args.predictions), references=Path(args.references),
                               out=Path(args.out), name=args.name, dataset=args.dataset, clean=args.clean,
                               allow_partial=args.allow_partial, text_column=args.column)
@@ -181,14 +184,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     run_a, run_b = single_run(args.run_a), single_run(args.run_b)
     recorded = _recorded_settings(run_a.path)
     context = _context(args, args.labeler or recorded.get("labeler") or "chexpert-rules",
-                       args.uncertain or recorded.get("uncertain") or "r2gen")
+                       args.uncertain or recorded.get("uncertain") or "auto")
     rows = compare_runs(run_a, run_b, context, metrics=split_list(args.metrics) or None, test=args.test,
                         n_resamples=args.resamples, seed=args.seed)
     echo(f"A: {run_a.path}\nB: {run_b.path}\n{len(run_a.ids)} studies, {args.test} test, {args.resamples} "
-         f"resamples, labeler {context.labeler} ({context.uncertain}); delta = A - B")
+         f"resamples, labeler {context.labeler} ({context.uncertain_mapping()}); delta = A - B")
     echo(format_comparison(rows))
     if args.out:
         write_json(Path(args.out), {"a": str(run_a.path), "b": str(run_b.path), "test": args.test,
                                     "resamples": args.resamples, "seed": args.seed, "labeler": context.labeler,
-                                    "uncertain": context.uncertain, "rows": rows_as_json(rows)})
+                                    "uncertain": context.uncertain_mapping(), "rows": rows_as_json(rows)})
     return 0

@@ -50,6 +50,7 @@ from rrgbench.run.evaluate import decode_cost, decode_loader
 from rrgbench.run.layout import RunDir, create_run, now
 from rrgbench.run.request import RunRequest
 from rrgbench.run.results import (
+    check_scoring,
     prediction_stats,
     protocol_for,
     score_rows,
@@ -92,6 +93,8 @@ class Trainer:
         self.log = distributed.silence(self.dist, request.log)
         self.progress = request.progress and self.dist.is_main
         self.scoring = scoring_context(config, registry, request.files)
+        if self.dist.is_main:
+            check_scoring(registry, [config], request.files)  # a missing --chexbert file fails before training
         configure_determinism(self.device)
         self.source = distributed.main_first(lambda: load_source(registry, config, request.data_dir))
         train_reports = [s.report for s in self.source.splits["train"]]
