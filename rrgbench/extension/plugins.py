@@ -10,9 +10,11 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import os
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -236,6 +238,24 @@ def get_host(extra_modules: Iterable[str] = ()) -> PluginHost:
 def registry() -> Registry:
     """The registry of the process-wide plugin host."""
     return get_host().registry
+
+
+def plugin_paths() -> dict[str, Path]:
+    """Where each loaded plugin's code lives: its top-level package's folder, or its module's file.
+
+    Empty before any plugin is loaded. Used to say which plugin raised an error (:mod:`rrgbench.cli.failure`).
+    """
+    if _HOST is None:
+        return {}
+    paths = {}
+    for name, plugin in _HOST.pm.list_name_plugin():
+        module = plugin if isinstance(plugin, type(sys)) else sys.modules.get(type(plugin).__module__)
+        top = sys.modules.get(module.__name__.partition(".")[0]) if module is not None else None
+        if top is not None and top.__name__ != PROJECT and getattr(top, "__path__", None):
+            paths[name] = Path(next(iter(top.__path__))).resolve()
+        elif module is not None and getattr(module, "__file__", None):
+            paths[name] = Path(module.__file__).resolve()
+    return paths
 
 
 def reset() -> None:

@@ -34,7 +34,7 @@ def scoring_context(config: RunConfig, registry: Registry, files: LocalFiles | N
     scoring = config.scoring
     return ScoringContext(labeler=scoring.labeler, uncertain=scoring.uncertain, n_resamples=scoring.resamples,
                           seed=scoring.bootstrap_seed, registry=registry, skip=frozenset(scoring.skip),
-                          chexbert=files.chexbert, radgraph=files.radgraph)
+                          chexbert=files.chexbert, radgraph=files.radgraph).check()
 
 
 def score_rows(rows: list[dict[str, str]], cleaning_style: str, context: ScoringContext) -> Scores:

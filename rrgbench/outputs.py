@@ -1,0 +1,133 @@
+"""Where a command may write: an output never replaces an input, a run folder, or a file rrgbench did not write.
+
+* :func:`output_file` (``label --out``, ``compare --out``): a file path that is not a folder, not one of the
+  inputs (by identity, whatever the spelling) nor inside an input folder; an existing file is replaced only
+  when it is recognisably this command's own earlier output, or with ``--force``.
+* :func:`output_folder` (``score --out``): a new or empty folder, the command's own earlier output (replaced
+  as a whole), or with ``--force`` a foreign folder (its other files are kept). A run folder (training or
+  evaluation) is never written into, and a folder holding an input is refused.
+* :func:`runs_root` (``run --out``, ``evaluate --out``): a folder that exists or can be created.
+* :func:`replace_folder`: build a folder's files in a hidden temporary sibling, then put it in place, so
+  a crash or a full disk leaves the old folder or the new one, never a mix of both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rrgbench.errors import DataError
+
+RUN_MARKERS = ("config.json", "status.json", "checkpoints", "train_log.jsonl")
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _resolved(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = _resolved(path), _resolved(folder)
+    return path == folder or folder in path.parents
+
+
+def _check_parent(out: Path, flag: str) -> None:
+    """Refuse a path whose nearest existing ancestor is a file (it can never be created)."""
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(f"{flag} {out}: {parent} is a file, not a folder")
+            return
+
+
+def is_run_folder(folder: Path) -> bool:
+    """A training or evaluation run's folder (see :mod:`rrgbench.run.layout`)."""
+    return any((Path(folder) / marker).exists() for marker in RUN_MARKERS)
+
+
+def output_file(out: Path, inputs: Iterable[Path], *, force: bool, ours: Callable[[Path], bool], flag: str = "--out",
+                what: str = "output") -> Path:
+    """``out`` if the command may write its ``what`` there (see the module docstring), else a DataError."""
+    out = Path(out)
+    if out.is_dir():
+        raise DataError(f"{flag} {out} is a folder; give the {what} file's name")
+    _check_parent(out, flag)
+    for source in map(Path, inputs):
+        if _same(out, source) or _resolved(out) == _resolved(source):
+            raise DataError(f"{flag} {out} is the input {source}; write the {what} to another file")
+        if source.is_dir() and _inside(out, source):
+            raise DataError(f"{flag} {out} is inside the input folder {source}; write the {what} elsewhere")
+    if out.exists() and not force and not ours(out):
+        raise DataError(f"{flag} {out} exists and is not an earlier {what} of this command; choose another file, or "
+                        "pass --force to replace it")
+    return out
+
+
+def output_folder(out: Path, inputs: Iterable[Path], *, force: bool, ours: Callable[[Path], bool],
+                  flag: str = "--out", what: str = "output") -> bool:
+    """Check ``out`` as the folder of a command's ``what``; True when it is to be replaced as a whole.
+
+    False means "write the files into the existing folder" (a foreign folder, with ``force``).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{flag} {out} is a file; {what} is a folder")
+    _check_parent(out, flag)
+    for source in map(Path, inputs):
+        if _inside(source, out):
+            raise DataError(f"{flag} {out} holds the input {source}; write the {what} to another folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return True
+    if is_run_folder(out):
+        raise DataError(f"{flag} {out} is a run folder (training or evaluation); its files are never replaced: "
+                        f"choose another folder for the {what}")
+    if ours(out):
+        return True
+    if not force:
+        raise DataError(f"{flag} {out} holds files that are not an earlier {what}; choose a new or empty folder, or "
+                        "pass --force to add the files to it (its other files are kept)")
+    return False
+
+
+def runs_root(out: Path, flag: str = "--out") -> Path:
+    """A runs folder that is a folder, or can be created."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{flag} {out} is a file; give a folder for the runs")
+    _check_parent(out, flag)
+    return out
+
+
+@contextmanager
+def replace_folder(out: Path) -> Iterator[Path]:
+    """Yield a hidden temporary sibling of ``out`` to fill; on success it becomes ``out`` (the old one removed).
+
+    On an exception the temporary folder is removed and ``out`` is untouched. Between the two renames that
+    swap an existing ``out`` (microseconds) the old folder is kept as a hidden ``.NAME.old-*`` sibling.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        yield staging
+        staging.chmod(0o755)  # mkdtemp makes it private; an output folder has the usual permissions
+        if out.is_dir() and any(out.iterdir()):
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old)
+            os.replace(staging, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, out)  # over an empty folder too
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
