@@ -42,11 +42,16 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def _check_parent(out: Path, flag: str) -> None:
-    """Refuse a path whose nearest existing ancestor is a file (it can never be created)."""
-    for parent in out.parents:
+    """Refuse a path that cannot be created: its nearest existing ancestor is a file, or a folder this process
+    cannot create files in (probed by making and removing a temporary folder, which also works as root)."""
+    for parent in Path(os.path.abspath(out)).parents:
         if parent.exists():
             if not parent.is_dir():
                 raise DataError(f"{flag} {out}: {parent} is a file, not a folder")
+            try:
+                os.rmdir(tempfile.mkdtemp(prefix=".rrgbench-probe-", dir=parent))
+            except OSError as exc:
+                raise DataError(f"{flag} {out}: cannot create files in {parent} ({exc.strerror or exc})") from None
             return
 
 
@@ -104,7 +109,7 @@ def runs_root(out: Path, flag: str = "--out") -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DataError(f"{flag} {out} is a file; give a folder for the runs")
-    _check_parent(out, flag)
+    _check_parent(out / "run", flag)  # the runs go inside: out itself must take new folders
     return out
 
 

@@ -215,6 +215,9 @@ def load_modules(host: PluginHost, modules: Iterable[str]) -> None:
             module = importlib.import_module(module_name)
         except ImportError as exc:
             raise ConfigError(f"cannot import plugin module '{module_name}': {exc}") from None
+        except Exception as exc:  # the module's own code failed: name where
+            raise ConfigError(f"plugin module '{module_name}' failed while importing: {type(exc).__name__}: {exc}"
+                              f"{_where_raised(exc, module_name)}") from None
         host.register_plugin(module, name=module_name)
 
 
@@ -238,6 +241,17 @@ def get_host(extra_modules: Iterable[str] = ()) -> PluginHost:
 def registry() -> Registry:
     """The registry of the process-wide plugin host."""
     return get_host().registry
+
+
+def _where_raised(exc: BaseException, module_name: str) -> str:
+    """`` (FILE, line N)`` of the innermost frame in the failing plugin module's file, if found."""
+    import traceback
+
+    wanted = module_name.replace(".", "/")
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if wanted in frame.filename.replace(os.sep, "/"):
+            return f" ({frame.filename}, line {frame.lineno})"
+    return ""
 
 
 def plugin_paths() -> dict[str, Path]:

@@ -28,6 +28,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import socket
 import time
 from collections.abc import Collection
@@ -133,8 +134,13 @@ def create_run(out: Path, config: RunConfig) -> RunDir:
             path = base / f"{name}-{n}"
     run = RunDir(path)
     run.lock()
-    write_json(path / "config.json", config.to_dict())
-    run.set_status("running", pid=os.getpid(), host=socket.gethostname())
+    try:
+        write_json(path / "config.json", config.to_dict())
+        run.set_status("running", pid=os.getpid(), host=socket.gethostname())
+    except BaseException:  # a disk full here: no half-made run folder is left behind
+        run.unlock()
+        shutil.rmtree(path, ignore_errors=True)
+        raise
     return run
 
 
