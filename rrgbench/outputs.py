@@ -6,13 +6,16 @@
 * :func:`output_folder` (``score --out``): a new or empty folder, the command's own earlier output (replaced
   as a whole), or with ``--force`` a foreign folder (its other files are kept). A run folder (training or
   evaluation) is never written into, and a folder holding an input is refused.
-* :func:`runs_root` (``run --out``, ``evaluate --out``): a folder that exists or can be created.
+* :func:`runs_root` (``run --out``, ``evaluate --out``): a folder that exists or can be created;
+  :func:`check_creatable` says early when a path cannot be created (a file on the way, no permission).
 * :func:`replace_folder`: build a folder's files in a hidden temporary sibling, then put it in place, so
   a crash or a full disk leaves the old folder or the new one, never a mix of both.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import shutil
 import tempfile
@@ -41,7 +44,7 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def _check_parent(out: Path, flag: str) -> None:
+def check_creatable(out: Path, flag: str) -> None:
     """Refuse a path that cannot be created: its nearest existing ancestor is a file, or a folder this process
     cannot create files in (probed by making and removing a temporary folder, which also works as root)."""
     for parent in Path(os.path.abspath(out)).parents:
@@ -66,7 +69,7 @@ def output_file(out: Path, inputs: Iterable[Path], *, force: bool, ours: Callabl
     out = Path(out)
     if out.is_dir():
         raise DataError(f"{flag} {out} is a folder; give the {what} file's name")
-    _check_parent(out, flag)
+    check_creatable(out, flag)
     for source in map(Path, inputs):
         if _same(out, source) or _resolved(out) == _resolved(source):
             raise DataError(f"{flag} {out} is the input {source}; write the {what} to another file")
@@ -87,7 +90,7 @@ def output_folder(out: Path, inputs: Iterable[Path], *, force: bool, ours: Calla
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DataError(f"{flag} {out} is a file; {what} is a folder")
-    _check_parent(out, flag)
+    check_creatable(out, flag)
     for source in map(Path, inputs):
         if _inside(source, out):
             raise DataError(f"{flag} {out} holds the input {source}; write the {what} to another folder")
@@ -109,16 +112,37 @@ def runs_root(out: Path, flag: str = "--out") -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DataError(f"{flag} {out} is a file; give a folder for the runs")
-    _check_parent(out / "run", flag)  # the runs go inside: out itself must take new folders
+    check_creatable(out / "run", flag)  # the runs go inside: out itself must take new folders
     return out
+
+
+_RENAME_EXCHANGE = 2  # renameat2 flag (Linux >= 3.15): swap two paths atomically
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap folders ``a`` and ``b`` in one atomic step; False where the system cannot (then nothing moved)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_cwd = -100
+    if renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # file system or kernel without the flag
+        return False
+    raise OSError(code, os.strerror(code), str(a), None, str(b))
 
 
 @contextmanager
 def replace_folder(out: Path) -> Iterator[Path]:
     """Yield a hidden temporary sibling of ``out`` to fill; on success it becomes ``out`` (the old one removed).
 
-    On an exception the temporary folder is removed and ``out`` is untouched. Between the two renames that
-    swap an existing ``out`` (microseconds) the old folder is kept as a hidden ``.NAME.old-*`` sibling.
+    On an exception the temporary folder is removed and ``out`` is untouched. An existing ``out`` is swapped
+    with the new folder in one atomic step (Linux ``renameat2``), so a reader or a crash sees the old folder
+    or the new one; elsewhere two renames do it and, between them, the old folder is a hidden
+    ``.NAME.old-*`` sibling. A crash before the swap can leave a hidden ``.NAME.new-*`` sibling.
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -126,13 +150,14 @@ def replace_folder(out: Path) -> Iterator[Path]:
     try:
         yield staging
         staging.chmod(0o755)  # mkdtemp makes it private; an output folder has the usual permissions
-        if out.is_dir() and any(out.iterdir()):
+        if not out.is_dir() or not any(out.iterdir()):
+            os.replace(staging, out)  # over an empty folder too
+        elif _exchange(staging, out):
+            pass  # staging now holds the old files, removed below
+        else:
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.replace(out, old)
             os.replace(staging, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, out)  # over an empty folder too
-    except BaseException:
+            staging = old
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise

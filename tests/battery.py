@@ -113,39 +113,55 @@ def invoke(argv: Sequence[str]) -> Result:
 def invoke_forked(argv: Sequence[str], prepare: Callable[[], None] | None = None) -> Result:
     """``main(argv)`` in a forked child (after ``prepare()`` there: resource limits, a simulated kill -9).
 
-    The child's exit status is the result's code (a signal ``-N``); stdout and stderr go through files.
+    The child's exit status is the result's code (a signal ``-N``); stdout and stderr come through pipes
+    (which a file size limit does not apply to), drained by threads while the child runs.
     """
     import sys
-    import tempfile
+    import threading
 
-    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
-        pid = os.fork()
-        if pid == 0:  # the child: never returns into pytest
-            code = 70
-            try:
-                os.dup2(out_file.fileno(), 1)
-                os.dup2(err_file.fileno(), 2)
-                sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), write_through=True)
-                sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", closefd=False), write_through=True)
-                if prepare is not None:
-                    prepare()
-                from rrgbench.cli import main
+    pipes = [os.pipe(), os.pipe()]
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 70
+        try:
+            for (read, write), fd in zip(pipes, (1, 2), strict=True):
+                os.close(read)
+                os.dup2(write, fd)
+            sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), write_through=True)
+            sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", closefd=False), write_through=True)
+            if prepare is not None:
+                prepare()
+            from rrgbench.cli import main
 
-                code = main([str(a) for a in argv])
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            except BaseException:  # the child reports a traceback like an uncaught exception would
-                traceback.print_exc()
-                code = 99
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        out_file.seek(0)
-        err_file.seek(0)
-        return Result(code, out_file.read().decode(errors="replace"), err_file.read().decode(errors="replace"))
+            code = main([str(a) for a in argv])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:  # the child reports a traceback like an uncaught exception would
+            traceback.print_exc()
+            code = 99
+        finally:  # whatever happens (a flush that fails), the child ends here
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except BaseException:  # nothing is left to report it to
+                    pass
+            os._exit(code)
+    texts: list[bytes] = [b"", b""]
+
+    def drain(index: int, fd: int) -> None:
+        with os.fdopen(fd, "rb") as handle:
+            texts[index] = handle.read()
+
+    readers = []
+    for index, (read, write) in enumerate(pipes):
+        os.close(write)
+        readers.append(threading.Thread(target=drain, args=(index, read)))
+        readers[-1].start()
+    _, status = os.waitpid(pid, 0)
+    for reader in readers:
+        reader.join()
+    return Result(os.waitstatus_to_exitcode(status), texts[0].decode(errors="replace"),
+                  texts[1].decode(errors="replace"))
 
 
 def classify(result: Result, expect: str, message: str | None, check_ok: str | None, lost: list[str]) -> Outcome:
