@@ -8,6 +8,8 @@
   evaluation) is never written into, and a folder holding an input is refused.
 * :func:`runs_root` (``run --out``, ``evaluate --out``): a folder that exists or can be created;
   :func:`check_creatable` says early when a path cannot be created (a file on the way, no permission).
+* :func:`safe_name`: a name that becomes one path part (a dataset, a model, a suite) cannot climb out of
+  the folder it goes in (``../x``, ``/x``, ``.hidden``) nor carry characters a shell or a plot would read.
 * :func:`replace_folder`: build a folder's files in a hidden temporary sibling, then put it in place, so
   a crash or a full disk leaves the old folder or the new one, never a mix of both.
 """
@@ -17,15 +19,25 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from rrgbench.errors import DataError
+from rrgbench.errors import ConfigError, DataError
 
 RUN_MARKERS = ("config.json", "status.json", "checkpoints", "train_log.jsonl")
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]{0,127}$")
+
+
+def safe_name(name: str, what: str) -> str:
+    """``name`` if it can be one path part (letters, digits, ``_.+=-``, not starting with a dot), else an error."""
+    if not isinstance(name, str) or not _SAFE.match(name) or name in (".", ".."):
+        raise ConfigError(f"{what} {name!r} cannot name a folder: use letters, digits and _ . + = - "
+                          "(not starting with a dot, at most 128 characters)")
+    return name
 
 
 def _same(a: Path, b: Path) -> bool:

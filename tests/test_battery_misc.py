@@ -215,7 +215,7 @@ def test_prepare_bad_input(ws, case):
 
 def test_prepare_xml_bomb_is_refused(ws):
     iu_folders(ws)
-    lol = "".join(f'<!ENTITY l{i} "{"&l%d;" % (i - 1) * 10}">' for i in range(1, 9))
+    lol = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 9))
     (ws / "reports" / "bomb.xml").write_text(f'<?xml version="1.0"?><!DOCTYPE e [<!ENTITY l0 "lol">{lol}]>'
                                               '<eCitation><AbstractText Label="FINDINGS">&l8;</AbstractText>'
                                               "</eCitation>")
@@ -289,6 +289,19 @@ def test_leaderboard_output_problems(ws):
                   case="leaderboard --out is a file")
     battery.error(["leaderboard", "--check", "--suite", "nowhere.yaml", "--out", "lb"], "nowhere.yaml",
                   case="leaderboard --check with a missing suite")
+
+
+def test_leaderboard_never_writes_where_a_record_points(ws):
+    """A record whose dataset name climbs out of --out is refused where records are read (rrgbench.record)."""
+    from record_factory import make_record, save
+
+    save(ws / "runs" / "a", make_record("transformer"))
+    bad = make_record("transformer")
+    bad.dataset = "../../escaped"
+    save(ws / "runs" / "b", bad)
+    Battery(ws, "leaderboard").run(["leaderboard", "--runs", "runs", "--out", "lb", "--no-plots"], "safe",
+                                   outputs=["lb"], case="record with dataset '../../escaped'")
+    assert not (ws.parent / "escaped").exists() and not (ws / "escaped").exists()
 
 
 # -------------------------------------------------------------------------------------------------- the boundary

@@ -116,7 +116,7 @@ def test_run_bad_input(ws, case):
 def test_run_unwritable_out(ws):
     from test_battery_scoring import unwritable
 
-    Battery(ws, "run").error(run(out=str(unwritable(ws))), None, case="out not writable")
+    Battery(ws, "run").error(run(out=str(unwritable(ws))), "cannot create", case="out not writable")
 
 
 @GENERATED
@@ -294,6 +294,12 @@ EVALUATE_ERRORS = {
 def test_evaluate_bad_input(best, ws, case):
     make, message = EVALUATE_ERRORS[case]
     Battery(ws, "evaluate").error(make(best, ws), message, case=case)
+
+
+def test_evaluate_unwritable_out(best, ws):
+    from test_battery_scoring import unwritable
+
+    Battery(ws, "evaluate").error(evaluate(best, out=str(unwritable(ws))), "cannot create", case="out not writable")
 
 
 def damaged_checkpoint(trained: Path, ws: Path, damage) -> str:

@@ -84,7 +84,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def cmd_suite(args: argparse.Namespace) -> int:
     from rrgbench.extension.plugins import registry
-    from rrgbench.run.layout import safe_name
+    from rrgbench.outputs import safe_name
     from rrgbench.run.suite import load_suite, plan, run_suite
 
     reg = registry()

@@ -20,7 +20,7 @@ config, validation or efficiency figures (``efficiency.unavailable`` says so). T
 set (:func:`rrgbench.outputs.replace_folder`): a new folder, or an earlier ``score`` output replaced as a
 whole; never a run folder, nor a foreign folder unless ``force`` (then its other files are kept and
 ``results.json`` is written last). The model and dataset names are checked as path parts
-(:func:`rrgbench.run.layout.safe_name`): leaderboards make folders of them. ``label_file`` never replaces
+(:func:`rrgbench.outputs.safe_name`): leaderboards make folders of them. ``label_file`` never replaces
 its input, nor an existing file that is not a label CSV unless ``force``.
 """
 
@@ -39,9 +39,9 @@ from typing import Any
 
 from rrgbench.errors import DataError
 from rrgbench.io import write_text
-from rrgbench.outputs import output_file, output_folder, replace_folder
+from rrgbench.outputs import output_file, output_folder, replace_folder, safe_name
 from rrgbench.record import RESULTS_FILE, Bootstrap, Efficiency, Protocol, RunRecord
-from rrgbench.run.layout import RunDir, safe_name
+from rrgbench.run.layout import RunDir
 from rrgbench.run.writer import RunWriter
 from rrgbench.scoring.engine import Scores, ScoringContext, score
 
