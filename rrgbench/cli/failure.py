@@ -18,8 +18,7 @@ import os
 import traceback
 from pathlib import Path
 
-ENVIRONMENT_EXIT = 1  # the machine refused (disk, permissions, memory)
-FAILURE_EXIT = 1  # a plugin or rrgbench itself failed
+EXIT_CODE = 1  # RRGBenchError subclasses use 2 (settings) and 3 (data); argparse 2; an interruption 130
 
 _HINTS = {errno.ENOSPC: " (the disk is full: free space and rerun)", errno.EFBIG: " (over the file size limit)",
           errno.EROFS: " (read-only file system)"}
@@ -31,21 +30,23 @@ def describe(exc: BaseException) -> tuple[str, int]:
     where = plugin_frame(exc)
     suffix = f" (in plugin '{where[0]}', {where[1]}, line {where[2]})" if where else ""
     if isinstance(exc, OSError):
-        return _os_error(exc) + suffix, ENVIRONMENT_EXIT
+        return _os_error(exc) + suffix, EXIT_CODE
+    if isinstance(exc, UnicodeDecodeError):
+        return f"input is not valid UTF-8 text ({_short(exc)}){suffix}", EXIT_CODE
     if isinstance(exc, UnicodeError):
-        return f"text is not valid UTF-8 ({_short(exc)}){suffix}", ENVIRONMENT_EXIT
+        return f"text encoding failed ({_short(exc)}){suffix}; set a UTF-8 locale (e.g. LANG=C.UTF-8)", EXIT_CODE
     if isinstance(exc, MemoryError) or _out_of_memory(exc):
         return (f"out of memory ({_short(exc) or type(exc).__name__}){suffix}; use smaller sizes (rrgbench list "
-                "options)"), ENVIRONMENT_EXIT
+                "options)"), EXIT_CODE
     if isinstance(exc, csv.Error):
-        return f"malformed CSV: {_short(exc)}{suffix}", ENVIRONMENT_EXIT
+        return f"malformed CSV: {_short(exc)}{suffix}", EXIT_CODE
     if where:
         return (f"plugin '{where[0]}' failed: {type(exc).__name__}: {_short(exc)} ({where[1]}, line {where[2]}; "
-                "--debug shows the traceback)"), FAILURE_EXIT
+                "--debug shows the traceback)"), EXIT_CODE
     own = _innermost(exc, lambda path: _inside(path, Path(__file__).resolve().parents[1]))
     place = f" ({own[0]}, line {own[1]})" if own else ""
     return (f"internal error: {type(exc).__name__}: {_short(exc)}{place}; rerun with --debug and report the "
-            "traceback"), FAILURE_EXIT
+            "traceback"), EXIT_CODE
 
 
 def _os_error(exc: OSError) -> str:

@@ -190,8 +190,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     echo(format_comparison(rows))
     if out:
         write_json(out, {"a": str(run_a.path), "b": str(run_b.path), "test": args.test,
-                                    "resamples": args.resamples, "seed": args.seed, "labeler": context.labeler,
-                                    "uncertain": context.uncertain, "rows": rows_as_json(rows)})
+                         "resamples": args.resamples, "seed": args.seed, "labeler": context.labeler,
+                         "uncertain": context.uncertain, "rows": rows_as_json(rows)})
     return 0
 
 
