@@ -197,6 +197,8 @@ class Battery:
             watch: Path | None = None, fork: Callable[[], None] | bool | None = None) -> Result:
         """Run one case; ``outputs`` are the paths (relative to the watched folder) it may change.
 
+        ``expect``: ``error`` (a clean error, whose line contains ``message``), ``success`` (and ``check(result)``
+        returns None) or ``safe`` (either, for behaviour another part of the project decides).
         ``fork``: run it in a forked child (True, or a function the child calls first, e.g. to set a limit).
         """
         root = Path(watch or self.root)

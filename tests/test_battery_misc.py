@@ -397,3 +397,25 @@ def test_a_bug_is_one_line_naming_the_place_and_debug_raises(scored, monkeypatch
     assert "test_battery_misc.py" not in line  # the place is rrgbench's own innermost frame
     result = invoke(["--debug", *score("--name", "other")])
     assert isinstance(result.escaped, TypeError)
+
+
+# -------------------------------------------------------------------------------------------------- the harness
+def test_the_harness_catches_what_it_counts(ws):
+    """The classifier sees tracebacks, internal errors, vague errors, silent acceptance and changed files."""
+    from battery import Result, changed, classify, tree
+
+    def kind(result, expect="error", message=None, lost=()):
+        return classify(result, expect, message, None, list(lost)).kind
+
+    assert kind(Result(None, "", "", escaped=ValueError("x"))) == "traceback"
+    assert kind(Result(1, "", "Traceback (most recent call last):\n  ...\nValueError: x\n")) == "traceback"
+    assert kind(Result(1, "", "error: internal error: TypeError: x (a.py, line 1)\n")) == "traceback"
+    assert kind(Result(2, "", "error: one\nerror: two\n")) == "unclear_error"
+    assert kind(Result(2, "", "error: unknown option\n"), message="seed") == "unclear_error"
+    assert kind(Result(2, "", "error: bad seed\n"), message="seed") == "clean_error"
+    assert kind(Result(0, "fine", "")) == "silent_accept"
+    assert kind(Result(2, "", "error: x\n"), lost=["input.csv"]) == "data_loss"
+    before = tree(ws)
+    (ws / "afile.txt").write_text("changed\n")
+    (ws / "new").mkdir()
+    assert changed(before, tree(ws), ["new"]) == ["afile.txt"]
