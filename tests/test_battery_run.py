@@ -129,7 +129,7 @@ def test_run_unwritable_out(ws):
 def test_run_generated_bad_values(tmp_path_factory, key, value):
     """Non-finite, absurd or non-numeric values of numeric options: refused at validation, nothing written."""
     ws = tmp_path_factory.mktemp("gen")
-    Battery(ws, "run").error(run(**{key: value}), key.split(".")[1], case=f"--set {key}={value!r}")
+    Battery(ws, "run").error(run(**{key: value}), key.split(".")[1], case=f"generated --set {key}={value!r}")
 
 
 def test_plugin_exception_names_the_plugin_file_and_line(ws, fresh_plugins):
