@@ -88,11 +88,13 @@ def _check(args: argparse.Namespace) -> int:
 def cmd_suite(args: argparse.Namespace) -> int:
     from rrgbench.cli.run import local_files
     from rrgbench.extension.plugins import registry
+    from rrgbench.outputs import safe_name
     from rrgbench.run.results import LocalFiles
     from rrgbench.run.suite import load_suite, plan, run_suite
 
     reg = registry()
     suite = load_suite(Path(args.file))
+    safe_name(suite.name, f"{args.file}: suite name")  # it names the runs folder runs/suite-<name>
     only = split_list(args.only)
     runs = Path(args.runs or f"runs/suite-{suite.name}")
     planned = plan(suite, reg, only)  # validates every configuration before anything heavy runs

@@ -195,7 +195,11 @@ def evaluate_checkpoint(registry: Registry, checkpoint: Path | str, request: Run
         writer.status("finished", evaluated_from=origin)
         request.log(summary_line(record))
     except BaseException as exc:
-        writer.status("failed", error=f"{type(exc).__name__}: {exc}"[:500], traceback=traceback.format_exc()[-4000:])
+        try:  # best effort: with the disk full, the original error is the one to report
+            writer.status("failed", error=f"{type(exc).__name__}: {exc}"[:500],
+                          traceback=traceback.format_exc()[-4000:])
+        except OSError:
+            pass
         raise
     finally:
         run.unlock()

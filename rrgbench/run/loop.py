@@ -171,13 +171,22 @@ class Trainer:
                                    error=str(exc)[:500] or "interrupted")
                 raise
             except BaseException as exc:
-                self.writer.status("failed", error=f"{type(exc).__name__}: {exc}"[:500],
-                                   traceback=traceback.format_exc()[-4000:])
+                self._record_failure(exc)
                 raise
             finally:
                 if self.writer.run is not None:
                     self.writer.run.unlock()
         return self.writer.run
+
+    def _record_failure(self, exc: BaseException) -> None:
+        """status.json ``failed`` and a ``failed`` log row, both with the traceback; best effort (the disk may be
+        full), so the original error is the one reported."""
+        error, trace = f"{type(exc).__name__}: {exc}"[:500], traceback.format_exc()[-4000:]
+        try:
+            self.writer.status("failed", error=error, traceback=trace)
+            self.writer.log_row({"event": "failed", "error": error, "traceback": trace})
+        except OSError:
+            pass
 
     def _fit(self) -> None:
         where = self.writer.run.path if self.writer.run else "(rank > 0)"

@@ -36,7 +36,7 @@ def scoring_context(config: RunConfig, registry: Registry, files: LocalFiles | N
     scoring = config.scoring
     return ScoringContext(labeler=scoring.labeler, uncertain=scoring.uncertain, n_resamples=scoring.resamples,
                           seed=scoring.bootstrap_seed, registry=registry, skip=frozenset(scoring.skip),
-                          chexbert=files.chexbert, radgraph=files.radgraph)
+                          chexbert=files.chexbert, radgraph=files.radgraph).check()
 
 
 def check_scoring(registry: Registry, configs: Sequence[RunConfig], files: LocalFiles | None = None) -> None:

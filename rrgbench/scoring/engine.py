@@ -26,6 +26,7 @@ from rrgbench.record import MetricValue
 
 AUTO_MAPPING = "auto"
 DEFAULT_LABELER_MAPPING = "r2gen"  # a labeler that declares no mapping of its own: only 1 is positive
+MAX_RESAMPLES = 1_000_000  # bootstrap resamples: the cap of the scoring.resamples option (rrgbench.config)
 
 
 @dataclass
@@ -48,6 +49,19 @@ class ScoringContext:
 
             self.registry = default_registry()
         return self.registry
+
+    def check(self) -> ScoringContext:
+        """Refuse settings that cannot score: an unknown labeler or ``skip`` key, resamples out of range, a negative
+        seed (before anything is computed, so a run does not train first and fail at the end)."""
+        registry = self.resolved_registry()
+        registry.get("labeler", self.labeler)
+        for key in sorted(self.skip):
+            group_of(registry, key)
+        if isinstance(self.n_resamples, bool) or not 1 <= self.n_resamples <= MAX_RESAMPLES:
+            raise ConfigError(f"resamples must be between 1 and {MAX_RESAMPLES:,}, got {self.n_resamples}")
+        if self.seed < 0:
+            raise ConfigError(f"the resampling seed must be a non-negative integer, got {self.seed}")
+        return self
 
     def labeler_options(self) -> dict[str, Any]:
         """Options for building the labeler: the CheXbert weights file when one was given and it takes one."""
