@@ -4,6 +4,9 @@ Used by training runs, evaluations, ``rrgbench score``, ``rrgbench compare`` and
 every number comes out of the same code. Each metric group declares its keys (name, direction, section)
 where it is registered; the engine asks a group only for the keys not skipped, records a group that cannot
 run (no Java, no weights) as unavailable with the reason, and never reports 0 for that reason.
+
+A full scoring (every key wanted) logs each group as a phase (``scoring: meteor ...``, ``done in 12.1 s``)
+and the bootstrap; a partial one (a validation's few keys) does so at debug level only.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 from rrgbench.errors import RRGBenchError, UnavailableError, UnknownNameError, did_you_mean
 from rrgbench.extension.plugins import Entry, Registry
+from rrgbench.logs import LOGGER, phase
 from rrgbench.metrics.base import GroupResult, MetricKey, MetricResult, metric_keys
 from rrgbench.record import MetricValue
 
@@ -94,13 +98,16 @@ def score(predictions: Sequence[str], references: Sequence[str], context: Scorin
     registry = context.resolved_registry()
     scores = Scores({}, {})
     names = list(groups) if groups else registry.names("metric")
+    say = LOGGER.info if context.wanted is None else LOGGER.debug
     for name in names:
         entry = registry.get("metric", name)
         keys = [k for k in declared_keys(entry) if context.wanted is None or k.name in context.wanted]
         if keys:
-            _score_group(entry, keys, list(predictions), list(references), context, scores)
-    scores.values = {key: metric_value(result, _declaration(registry, key), context, with_ci)
-                     for key, result in scores.results.items()}
+            with phase(f"scoring: {name}", say):
+                _score_group(entry, keys, list(predictions), list(references), context, scores)
+    with phase(f"scoring: values{' and 95% CIs' if with_ci else ''}", say):
+        scores.values = {key: metric_value(result, _declaration(registry, key), context, with_ci)
+                         for key, result in scores.results.items()}
     return scores
 
 
