@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import TINY
+from rrgbench_builtins.encoders import TimmEncoder
+from rrgbench_builtins.schemas import TimmEncoderOptions
 
 from rrgbench.cli import main
 from rrgbench.errors import ConfigError
 from rrgbench.extension.components import BuildContext, ImageStats
-from rrgbench_builtins.encoders import TimmEncoder
-from rrgbench_builtins.schemas import TimmEncoderOptions
 
 TAGGED = "test_resnet.r160_in1k"  # a tiny model timm registers with weights on the hub (mean/std 0.5, bilinear)
 CONTEXT = BuildContext(d_model=16, vocab_size=10, pad_id=0, bos_id=1, eos_id=2, max_len=8, n_views=1, image_size=64)
