@@ -138,13 +138,16 @@ def _resolve_hub(name: str, wanted: bool) -> BackboneSpec:
                         weights_file=weights, found_in="huggingface cache" if weights else None, hint=hint)
 
 
-def create_backbone(spec: BackboneSpec, load_weights: bool = True) -> Any:
+def create_backbone(spec: BackboneSpec | str, load_weights: bool = True) -> Any:
     """The timm model without classifier or pooling; pretrained weights from the located file when wanted.
 
-    ``load_weights`` False builds the same architecture (and data config) without reading any weights: a
-    saved model's own weights replace them.
+    ``spec``: a resolved name, or a name (pretrained when it carries a tag). ``load_weights`` False builds the
+    same architecture (and data config) without reading any weights: a saved model's own weights replace them.
     """
     import timm
+
+    if isinstance(spec, str):
+        spec = resolve_backbone(spec, None)
 
     if spec.pretrained and load_weights and spec.weights_file is None:
         raise ConfigError(f"encoder.backbone: {spec.hint}")

@@ -26,7 +26,7 @@ from rrgbench.errors import ConfigError, DataError, did_you_mean
 from rrgbench.extension.components import ImageStats
 from rrgbench.extension.options import as_dict, validate
 from rrgbench.extension.plugins import Registry
-from rrgbench.logs import Progress, Say, info, phase
+from rrgbench.logs import Progress, Say, phase
 from rrgbench.model import ReportGenerator, build_model
 from rrgbench.record import DecodeCost, Efficiency, Inference, Parameters, RunRecord
 from rrgbench.run import distributed
@@ -48,16 +48,16 @@ from rrgbench.run.writer import RunWriter
 
 def decode_loader(model: ReportGenerator, loader: Any, config: RunConfig, tokenizer: Tokenizer,
                   device: torch.device, progress: bool = False, method: str | None = None,
-                  on_batch: Callable[[], None] | None = None, say: Say = info,
+                  on_batch: Callable[[], None] | None = None, say: Say | None = None,
                   desc: str = "decode") -> list[dict[str, str]]:
     """Decode every study of a loader; rows keep the dataset's ids and the raw reference.
 
-    ``progress``: a bar (on a terminal), else plain lines through ``say``. ``on_batch`` runs after each batch
-    (the trainer stops there on SIGINT/SIGTERM).
+    ``progress``: a bar (on a terminal); otherwise, when ``say`` is given, plain progress lines through it.
+    ``on_batch`` runs after each batch (the trainer stops there on SIGINT/SIGTERM).
     """
     model.eval()
     rows = []
-    tracker = Progress(desc, len(loader.sampler), unit="studies", bar=progress, say=say)
+    tracker = Progress(desc, len(loader.sampler), unit="studies", bar=progress, say=say or (lambda _: None))
     for batch in loader:
         with autocast(device, config):
             ids = generate(model, batch.images.to(device), method or config.decode.method, config.decode.beam_size,
