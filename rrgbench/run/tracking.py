@@ -58,7 +58,7 @@ class WandbTracker(Tracker):
 
         run_id = re.sub(r"[^A-Za-z0-9_-]", "-", name)[-64:]
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "rrgbench"), name=name, id=run_id,
-                              resume="allow", dir=str(folder), config=config, reinit="finish_previous")
+                              resume="allow", dir=str(folder), config=config)
 
     def scalars(self, values: Mapping[str, float | None], step: int) -> None:
         numbers = {k: float(v) for k, v in values.items() if isinstance(v, (int, float))}
