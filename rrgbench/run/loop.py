@@ -98,7 +98,8 @@ class Trainer:
         self.tracker = Tracker()
         self.scoring = scoring_context(config, registry, request.files)
         configure_determinism(self.device)
-        self.source = distributed.main_first(lambda: load_source(registry, config, request.data_dir))
+        with phase(f"loading {config.dataset}", self.log):
+            self.source = distributed.main_first(lambda: load_source(registry, config, request.data_dir))
         train_reports = [s.report for s in self.source.splits["train"]]
         self.tokenizer = Tokenizer.build(train_reports, config.data.threshold, self.source.cleaning_style)
         seed_everything(config.seed)  # after the data: a dataset plugin drawing from global RNGs cannot shift it
@@ -223,9 +224,11 @@ class Trainer:
         wanting = self.model.components_wanting_initialization()
         if wanting:
             start = time.perf_counter()
-            summary = self.model.summarize(b.to(self.device) for b in self.loader("train", train=False))
-            for component in wanting:
-                self.state.init_report[type(component).__name__] = component.initialize(summary)
+            names = ", ".join(type(component).__name__ for component in wanting)
+            with phase(f"data-driven initialisation ({names})", self.log):
+                summary = self.model.summarize(b.to(self.device) for b in self.loader("train", train=False))
+                for component in wanting:
+                    self.state.init_report[type(component).__name__] = component.initialize(summary)
             self.state.init_report["seconds_total"] = time.perf_counter() - start
             distributed.broadcast_module(self.model)
             self._log_row({"event": "initialize", **self.state.init_report})
