@@ -18,6 +18,12 @@ generation loss is re-weighted by each rank's share of target tokens so that the
 equals the single-process one; validation and test decoding are sharded and gathered in study order;
 only rank 0 writes (:class:`~rrgbench.run.writer.RunWriter`). Decoding always calls ``prepare``/``step``
 on the unwrapped model.
+
+What a person watches (:mod:`rrgbench.logs`): every stage is a phase line through ``request.log``
+(loading, initialisation, validating, decoding test, scoring, efficiency), every loop a progress bar on a
+terminal or plain progress lines otherwise; with ``request.report_to`` every training step's and every
+validation's scalars also go to TensorBoard or W&B (:mod:`rrgbench.run.tracking`). The selected weights
+are exported as ``model.safetensors`` (:mod:`rrgbench.run.export`) before the test split is scored.
 """
 
 from __future__ import annotations
@@ -252,8 +258,9 @@ class Trainer:
             state.batch += 1
             throughput = self._throughput()
             progress.update(fields={"loss": terms["loss"], "samples/s": round(throughput, 1)})
-            self.tracker.scalars({**{f"train/{k}": v for k, v in terms.items()}, **self._learning_rates(),
-                                  "train/samples_per_second": throughput}, state.step)
+            if self.tracker.enabled:
+                self.tracker.scalars({**{f"train/{k}": v for k, v in terms.items()}, **self._learning_rates(),
+                                      "train/samples_per_second": throughput}, state.step)
             if state.step % 10 == 0:
                 self._log_row({"event": "step", "epoch": state.epoch, "step": state.step, **terms})
             if train.checkpoint_every and state.step % train.checkpoint_every == 0:

@@ -30,6 +30,8 @@ TRACKERS = ("none", "tensorboard", "wandb")
 class Tracker:
     """Reports nothing (``--report-to none``; also every rank but 0)."""
 
+    enabled = False
+
     def scalars(self, values: Mapping[str, float | None], step: int) -> None:
         """Report each numeric value under its name at ``step``."""
 
@@ -38,6 +40,8 @@ class Tracker:
 
 
 class TensorBoardTracker(Tracker):
+    enabled = True
+
     def __init__(self, folder: Path, purge_step: int | None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
@@ -53,6 +57,8 @@ class TensorBoardTracker(Tracker):
 
 
 class WandbTracker(Tracker):
+    enabled = True
+
     def __init__(self, folder: Path, name: str, config: dict[str, Any]) -> None:
         import wandb
 
