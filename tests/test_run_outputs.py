@@ -137,3 +137,15 @@ def test_wandb_offline_receives_the_scalars(tmp_path, monkeypatch, capsys):
     [history] = list((record.parent / "wandb").glob("offline-run-*/run-*.wandb"))
     data = history.read_bytes()
     assert b"train/loss" in data and b"val/bleu_4" in data
+
+
+def test_a_missing_tracker_package_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    code = main(["run", "--model", "transformer", "--out", str(tmp_path), "--report-to", "wandb", *_sets(FAST)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == ("error: --report-to wandb needs the wandb package: pip install 'rrgbench[wandb]' "
+                                 "(or --report-to none)")
+    assert not any(tmp_path.iterdir())
