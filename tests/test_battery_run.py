@@ -177,7 +177,7 @@ def test_disk_full_during_a_run(ws, monkeypatch):
 # -------------------------------------------------------------------------------------------------- resume
 def test_resume_a_finished_run_changes_nothing(trained, ws):
     Battery(ws, "run").ok(run("--resume", str(trained)), watch=trained, case="resume a finished run",
-                          check=lambda r: None if "already finished" in r.out else r.out)
+                          check=lambda r: None if "already finished" in r.out + r.err else r.out + r.err)
 
 
 def test_resume_with_a_truncated_config(trained, ws):

@@ -95,8 +95,8 @@ def test_a_plugin_written_from_the_docs_trains_and_is_recorded(docs_plugin, tiny
 
 def test_a_memory_that_applies_to_nothing_is_refused_naming_recipe_and_plugin(docs_plugin, tiny, tmp_path, capsys):
     sets = [arg for key, value in tiny.items() for arg in ("--set", f"{key}={value}")]
-    code = main(["-p", "kv_memory", "run", "--model", "transformer-forgetful", "--device", "cpu", "--out",
-                 str(tmp_path), "--no-progress", *sets])
+    code = main(["-p", "kv_memory", "-q", "run", "--model", "transformer-forgetful", "--device", "cpu", "--out",
+                 str(tmp_path), "--no-progress", *sets])  # -q: only the error on stderr, not the run's log
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "recipe 'transformer-forgetful'" in err and "plugin 'kv_memory'" in err and "applies to no modality" in err

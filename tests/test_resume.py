@@ -219,8 +219,9 @@ def test_killed_and_interrupted_run_resumes_to_identical_results(tmp_path, tiny,
 
     stopped = _drive(tmp_path, "term", 5, tiny, *out, "--resume")  # resumes at step 4, stops after step 5
     assert stopped.returncode == 143, stopped.stderr
-    assert "from last.pt (epoch 2, batch 1, step 4)" in stopped.stdout
-    assert "interrupted by SIGTERM" in stopped.stderr and stopped.stderr.strip().count("\n") == 0
+    assert "from last.pt (epoch 2, batch 1, step 4)" in stopped.stderr  # the run's log
+    last = stopped.stderr.strip().splitlines()[-1]  # the error: one line, no traceback
+    assert last.startswith("error: ") and "interrupted by SIGTERM" in last and "Traceback" not in stopped.stderr
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "interrupted" and status["step"] == 5
     assert json.loads((run / "checkpoints" / "last.json").read_text())["step"] == 5
@@ -231,7 +232,7 @@ def test_killed_and_interrupted_run_resumes_to_identical_results(tmp_path, tiny,
         handle.write('{"event": "st')
     resumed = _drive(tmp_path, "none", 0, tiny, *out, "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert "using last.prev.pt" in resumed.stdout and "(epoch 2, batch 1, step 4)" in resumed.stdout
+    assert "using last.prev.pt" in resumed.stderr and "(epoch 2, batch 1, step 4)" in resumed.stderr
     assert _only_run(tmp_path / "b") == run  # still one run directory
 
     assert (run / "predictions.jsonl").read_bytes() == (expected / "predictions.jsonl").read_bytes()
@@ -250,4 +251,4 @@ def test_killed_and_interrupted_run_resumes_to_identical_results(tmp_path, tiny,
     from rrgbench.cli import main
 
     assert main([*_args(tiny), *out, "--resume"]) == 0  # finished: reported, not trained again
-    assert f"already finished: {run}" in capsys.readouterr().out
+    assert f"already finished: {run}" in capsys.readouterr().err

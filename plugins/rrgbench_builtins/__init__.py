@@ -58,7 +58,8 @@ def rrgbench_register_models(register):
     register(
         "transformer",
         description="R2Gen's BASE model: ResNet-101 + 3-layer Transformer encoder-decoder (no memory). "
-                    "Random init offline (the paper used ImageNet weights: set encoder.weights=PATH).",
+                    "Random init offline (the paper used ImageNet weights: encoder.backbone=resnet101.tv_in1k "
+                    "from the local timm cache, or encoder.weights=PATH).",
         encoder="timm", memory="none", alignment="none", decoder="transformer",
         overrides={"encoder.backbone": "resnet101"},
     )

@@ -1,8 +1,13 @@
-"""The timm image encoder: any timm backbone by name, random init or a local weights file.
+"""The timm image encoder: any timm backbone by name; random init, timm's pretrained weights or a local file.
 
 Multi-view studies ([B, V, C, H, W], e.g. IU X-Ray frontal + lateral) run every view through the
 same backbone; the tokens of all views are concatenated (each view with its own learned position
-embedding) and the pooled vector is the mean over views. Never downloads weights.
+embedding) and the pooled vector is the mean over views. Never downloads weights: a pretrained tag
+(``resnet18.a1_in1k``) or hub name (``hf-hub:timm/...``) is loaded from the local cache
+(:mod:`rrgbench_builtins.pretrained`). With pretrained weights the images are normalised and resized as
+timm's data config of that model says (mean, std, interpolation); otherwise with the protocol's
+ImageNet statistics. What was loaded, from where, and the normalisation go into
+``protocol.initialization.encoder``.
 """
 
 from __future__ import annotations
@@ -13,21 +18,11 @@ import torch
 from torch import nn
 
 from rrgbench.errors import ConfigError
-from rrgbench.extension.components import BuildContext, Encoder, VisualFeatures
+from rrgbench.extension.components import BuildContext, Encoder, ImageStats, VisualFeatures
+from rrgbench_builtins.pretrained import BackboneSpec, create_backbone, data_config, resolve_backbone
 from rrgbench_builtins.schemas import TimmEncoderOptions
 
 _PREFIXES = ("module.", "model.", "visual.", "backbone.", "encoder.")
-
-
-def create_backbone(name: str) -> nn.Module:
-    """A timm model without classifier or pooling, randomly initialised (never downloaded)."""
-    import timm
-
-    if not timm.is_model(name):
-        from rrgbench.errors import did_you_mean
-
-        raise ConfigError(f"encoder.backbone: unknown timm model '{name}'{did_you_mean(name, timm.list_models())}")
-    return timm.create_model(name, pretrained=False, num_classes=0, global_pool="")
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -74,8 +69,12 @@ class TimmEncoder(Encoder):
 
     def __init__(self, options: TimmEncoderOptions, context: BuildContext) -> None:
         super().__init__()
-        self.backbone = create_backbone(options.backbone)
-        self.weights_report = load_backbone_weights(self.backbone, Path(options.weights)) if options.weights else {}
+        self.spec = resolve_backbone(options.backbone, options.pretrained)
+        from_timm = context.load_weights and not options.weights
+        self.backbone = create_backbone(self.spec, load_weights=from_timm)
+        self.weights_file = options.weights if context.load_weights else ""
+        self.weights_report = load_backbone_weights(self.backbone, Path(options.weights)) if self.weights_file else {}
+        self._stats = ImageStats(**data_config(self.backbone)) if self.spec.pretrained else ImageStats()
         if options.freeze:
             self.backbone.requires_grad_(False)
         channels, grid = self._probe(context.image_size)
@@ -84,6 +83,12 @@ class TimmEncoder(Encoder):
         self.n_views, self.grid = context.n_views, grid
         self.position = (nn.Parameter(torch.zeros(context.n_views, grid, context.d_model))
                          if options.position_embedding else None)
+
+    def image_stats(self) -> ImageStats:
+        return self._stats
+
+    def initialization(self) -> dict[str, object]:
+        return describe_initialization(self.spec, self.weights_file, self.weights_report, self._stats)
 
     @torch.no_grad()
     def _probe(self, image_size: int) -> tuple[int, int]:
@@ -102,3 +107,19 @@ class TimmEncoder(Encoder):
         if self.position is not None:
             tokens = tokens + self.position[:v, : tokens.shape[2]]
         return VisualFeatures(tokens=tokens.flatten(1, 2), pooled=pooled)
+
+
+def describe_initialization(spec: BackboneSpec, weights_file: str, weights_report: dict[str, int],
+                            stats: ImageStats) -> dict[str, object]:
+    """``protocol.initialization.encoder``: the backbone, where its weights came from, the image statistics."""
+    entry: dict[str, object] = {"backbone": spec.name, "architecture": spec.architecture}
+    if weights_file:
+        entry.update(weights="file", source=str(Path(weights_file).resolve()), **weights_report)
+    elif spec.pretrained:
+        entry.update(weights="pretrained", pretrained_tag=spec.tag, source=str(spec.weights_file),
+                     found_in=spec.found_in, hub_repo=spec.hub_repo)
+    else:
+        entry["weights"] = "random"
+    entry.update(mean=list(stats.mean), std=list(stats.std), interpolation=stats.interpolation,
+                 image_stats_from="timm data config" if spec.pretrained else "protocol default (ImageNet)")
+    return {k: v for k, v in entry.items() if v is not None}

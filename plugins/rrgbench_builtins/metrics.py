@@ -23,11 +23,12 @@ def nlg(predictions: Sequence[str], references: Sequence[str], context: ScoringC
 
 def clinical(predictions: Sequence[str], references: Sequence[str], context: ScoringContext) -> GroupResult:
     """CE metrics: label both sides with the chosen labeler, compare under the uncertain-label mapping."""
-    from rrgbench.metrics.clinical import UNCERTAIN_MAPPINGS, ce_metrics, ce_per_observation
+    from rrgbench.metrics.clinical import UNCERTAIN_MAPPINGS, ce_metrics, ce_per_observation, label_reports
     from rrgbench.metrics.labelers.registry import build_labeler
 
     labeler = build_labeler(context.resolved_registry(), context.labeler, context.labeler_options())
-    pred_labels, ref_labels = labeler.label(list(predictions)), labeler.label(list(references))
+    pred_labels = label_reports(labeler, predictions, "generated")
+    ref_labels = label_reports(labeler, references, "reference")
     mapping = context.uncertain_mapping()
     protocol = {"labeler": labeler.name, "uncertain_mapping": mapping,
                 "mapping_rule": UNCERTAIN_MAPPINGS[mapping].description,

@@ -9,8 +9,13 @@ from rrgbench.extension.options import option
 
 @dataclass(frozen=True)
 class TimmEncoderOptions:
-    backbone: str = option("resnet101", "any timm model name; its last feature map becomes the visual tokens")
-    weights: str = option("", "local weights file (.pth/.pt/.safetensors) for the backbone; empty: random init")
+    backbone: str = option("resnet101", "any timm model name; its last feature map becomes the visual tokens; "
+                                        "with a pretrained tag (resnet18.a1_in1k) or hf-hub:ORG/NAME its timm weights "
+                                        "are loaded from the local cache")
+    pretrained: bool | None = option(None, "load timm's pretrained weights from the local cache (never downloaded): "
+                                           "none = when the backbone names a tag or hub repo; false = random init")
+    weights: str = option("", "local weights file (.pth/.pt/.safetensors) for the backbone; empty: random init "
+                              "(or timm's pretrained weights)")
     freeze: bool = option(False, "freeze the backbone (train only the projection)")
     dropout: float = option(0.1, "dropout after the projection to the model width", min=0.0, max=1.0)
     position_embedding: bool = option(True, "learned embedding per token position and view")

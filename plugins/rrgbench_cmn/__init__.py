@@ -14,7 +14,8 @@ from rrgbench_cmn.schemas import R2GENCMN_ARCHITECTURE, R2GENCMN_SMALL, R2GENCMN
 R2GENCMN_DESCRIPTION = (
     "R2GenCMN (Chen et al., ACL 2021): ResNet-101 + 3+3-layer Transformer with a 2048-slot cross-modal "
     "memory shared by image and text (8 heads, top-32). Deviation: random-init backbone offline (the paper "
-    "used ImageNet weights: set encoder.weights=PATH)."
+    "used ImageNet weights: encoder.backbone=resnet101.tv_in1k from the local timm cache, or "
+    "encoder.weights=PATH)."
 )
 
 

@@ -13,7 +13,8 @@ from rrgbench_r2gen.schemas import R2GEN_ARCHITECTURE, R2GEN_SMALL, R2GEN_TRAINI
 R2GEN_DESCRIPTION = (
     "R2Gen (Chen et al., EMNLP 2020): ResNet-101 + 3-layer Transformer encoder-decoder whose decoder has a "
     "relational memory (3 slots, 8 heads) driving memory-conditional layer norm (MCLN) in every sublayer. "
-    "Deviations: random-init backbone offline (the paper used ImageNet weights: set encoder.weights=PATH); "
+    "Deviations: random-init backbone offline (the paper used ImageNet weights: "
+    "encoder.backbone=resnet101.tv_in1k from the local timm cache, or encoder.weights=PATH); "
     "learned visual position embeddings kept as in the 'transformer' recipe; LayerNorm with biased variance."
 )
 

@@ -1,10 +1,12 @@
 """The ``rrgbench`` command line: argument parsing and terminal output only.
 
 Each sub-command lives in its own module of this package with ``register(subparsers)``; the handler
-calls ordinary functions of rrgbench (everything is usable from a notebook). :func:`main` is the one error
-boundary: a user error, and any other failure (disk full, permissions, encodings, memory, an exception in a
-plugin's code: :mod:`rrgbench.cli.failure`), is printed as one line, ``error: ...``, with a non-zero exit
-code; ``--debug`` shows the traceback. Heavy
+calls ordinary functions of rrgbench (everything is usable from a notebook). Results go to standard
+output; what rrgbench says while it works (phases, progress) is logged to standard error
+(:mod:`rrgbench.logs`; ``-q``/``--quiet`` warnings only, ``-v``/``--verbose`` debug, before or after the
+command name). :func:`main` is the one error boundary: a user error, and any other failure (disk full,
+permissions, encodings, memory, an exception in a plugin's code: :mod:`rrgbench.cli.failure`), is printed as
+one line, ``error: ...``, with a non-zero exit code; ``--debug`` shows the traceback. Heavy
 modules (torch, metrics) are imported inside handlers so ``rrgbench --help`` and ``list`` stay fast.
 """
 
@@ -42,16 +44,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE",
                         help="load an extra plugin module (repeatable); also RRGBENCH_PLUGINS=mod1,mod2")
+    add_verbosity(parser, 0)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"rrgbench.cli.{name}").register(sub)
+    for command in sub.choices.values():
+        add_verbosity(command, argparse.SUPPRESS)
     return parser
+
+
+def add_verbosity(parser: argparse.ArgumentParser, default: object) -> None:
+    """-q/--quiet and -v/--verbose (on the main parser and on every command, so either place works)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1, default=default,
+                       help="log warnings only (no phase or progress lines)")
+    group.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1, default=default,
+                       help="log debug lines too")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from rrgbench.logs import configure
+
+    configure(args.verbosity, bars=not getattr(args, "no_progress", False))
     try:
         if args.plugin:
             from rrgbench.extension.plugins import get_host

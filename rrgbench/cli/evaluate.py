@@ -1,7 +1,8 @@
 """``rrgbench evaluate`` (score a saved checkpoint on a test split) and ``rrgbench predict`` (one study).
 
 Both rebuild the model from the checkpoint alone: its recorded config and vocabulary, then its
-weights, loaded weights-only after the checksum is verified. A checkpoint that is not plain tensors
+weights, loaded weights-only after the checksum is verified; or from an exported ``model.safetensors``
+(:mod:`rrgbench.run.export`). A checkpoint that is not plain tensors
 (a pickle that would run code) is refused with a one-line error before anything else happens.
 """
 
@@ -21,7 +22,8 @@ _SET_HELP = ("evaluation-time override: dataset.*, decode.*, scoring.* or data.e
 
 def register(sub: Any) -> None:
     ev = sub.add_parser("evaluate", help="decode and score a test split with a saved checkpoint")
-    ev.add_argument("--checkpoint", required=True, help="NAME.pt of a run (NAME.json must sit next to it)")
+    ev.add_argument("--checkpoint", required=True, help="NAME.pt of a run (NAME.json must sit next to it), or a "
+                                                        "model.safetensors (model.json and vocab.json beside it)")
     ev.add_argument("--dataset", help="dataset to evaluate on (default: the one the checkpoint was trained on)")
     ev.add_argument("--data-dir", help="folder with annotation.json and images (or $RRGBENCH_DATA/<dataset>)")
     ev.add_argument("--out", default="runs", help="runs folder for the record (default runs/)")
@@ -32,7 +34,8 @@ def register(sub: Any) -> None:
     ev.set_defaults(handler=cmd_evaluate)
 
     pr = sub.add_parser("predict", help="write the report of one study (its images, views in order)")
-    pr.add_argument("--checkpoint", required=True, help="NAME.pt of a run (NAME.json must sit next to it)")
+    pr.add_argument("--checkpoint", required=True, help="NAME.pt of a run (NAME.json must sit next to it), or a "
+                                                        "model.safetensors (model.json and vocab.json beside it)")
     pr.add_argument("images", nargs="+", metavar="IMAGE", help="the study's images, in the checkpoint's view order")
     pr.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
     pr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -49,7 +52,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     runs_root(Path(args.out))
     overrides = overrides_from(args)
     request = RunRequest(data_dir=args.data_dir, out=Path(args.out), device=args.device,
-                         progress=not args.no_progress and sys.stderr.isatty(), log=echo, files=local_files(args))
+                         progress=not args.no_progress and sys.stderr.isatty(), files=local_files(args))
     run = evaluate_checkpoint(registry(), args.checkpoint, request, dataset=args.dataset, overrides=overrides)
     echo(f"results: {run.path / 'results.json'}")
     return 0

@@ -20,7 +20,9 @@ def register(sub: Any) -> None:
     lst.add_argument("--options", action="store_true", help="show each entry's options")
     lst.add_argument("--model", default="transformer",
                      help="list options: the recipe whose options and values to show (default transformer)")
-    lst.add_argument("--dataset", default="synthetic", help="list options: the dataset (default synthetic)")
+    lst.add_argument("--dataset", default="synthetic",
+                     help="list options, models --options: the dataset values are resolved for (default synthetic)")
+    lst.add_argument("--profile", help="list models --options: the size profile (default: the dataset's)")
     lst.set_defaults(handler=cmd_list)
     plugins = sub.add_parser("plugins", help="list loaded plugins, their versions and hooks")
     plugins.set_defaults(handler=cmd_plugins)
@@ -39,11 +41,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         if len(kinds) > 1:
             echo(f"{kind}s:")
         for entry in reg.entries(kind, args.pattern):
-            echo(describe_entry(reg, entry, args.options))
+            echo(describe_entry(reg, entry, args.options, args.dataset, args.profile))
     return 0
 
 
-def describe_entry(reg: Any, entry: Any, with_options: bool) -> str:
+def describe_entry(reg: Any, entry: Any, with_options: bool, dataset: str = "synthetic",
+                   profile: str | None = None) -> str:
     from rrgbench.extension.options import describe
 
     lines = [f"  {entry.name:<24} {entry.description}"]
@@ -51,16 +54,36 @@ def describe_entry(reg: Any, entry: Any, with_options: bool) -> str:
         chosen = {kind: entry.extra.get(kind, default) for kind, default in _DEFAULT_COMPONENT.items()}
         lines.append(f"  {'':<24} components: " + ", ".join(f"{k}={v}" for k, v in chosen.items()))
         if with_options:
-            for key, value in (entry.extra.get("overrides") or {}).items():
-                lines.append(f"      {key} = {value!r}  (recipe)")
-            for kind, name in chosen.items():
-                for info in describe(reg.get(kind, name).options):
-                    lines.append(f"      {kind}.{info.name}: {info.type} = {info.default!r}  {info.help}")
+            lines.extend(model_option_lines(reg, entry, chosen, dataset, profile))
     elif with_options:
         for info in describe(entry.options):
             choices = f" (one of {', '.join(map(str, info.choices))})" if info.choices else ""
             lines.append(f"      {info.name}: {info.type} = {info.default!r}  {info.help}{choices}")
     return "\n".join(lines)
+
+
+def model_option_lines(reg: Any, entry: Any, chosen: dict[str, str], dataset: str, profile: str | None) -> list[str]:
+    """A recipe's settings and component options with the values a run on ``dataset`` would actually use."""
+    from rrgbench.config import resolve_config
+    from rrgbench.extension.options import as_dict, describe
+
+    config = resolve_config(reg, entry.name, dataset, profile=profile)
+
+    def shown(key: str) -> str:
+        section, _, name = key.partition(".")
+        return f"{as_dict(config.sections[section])[name]!r}  [{config.sources.get(key, 'default')}]"
+
+    lines = [f"      values used on {dataset} with profile {config.profile} [their source]; every profile: "
+             f"rrgbench list options --model {entry.name} --dataset {dataset}"]
+    components = {f"{kind}.{info.name}" for kind, name in chosen.items()
+                  for info in describe(reg.get(kind, name).options)}
+    for key in entry.extra.get("overrides") or {}:
+        if key not in components:
+            lines.append(f"      {key} = {shown(key)}")
+    for kind, name in chosen.items():
+        for info in describe(reg.get(kind, name).options):
+            lines.append(f"      {kind}.{info.name}: {info.type} = {shown(f'{kind}.{info.name}')}  {info.help}")
+    return lines
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:

@@ -5,6 +5,11 @@ of the same configuration in ``--out``, or ``--resume RUN_DIR`` that run (``--mo
 omitted: the run's own configuration is used; given options must agree with it). Several seeds
 (``--seed 1,2,3``) give one run directory each and a closing ``mean ± std`` line. Under ``torchrun``
 every rank runs this command; only rank 0 prints and writes.
+
+``--config run.yaml`` reads a run configuration file (:mod:`rrgbench.run.runfile`; flags win over it);
+``--print-config`` prints the resolved configuration with the origin of every value and exits.
+``--report-to tensorboard|wandb`` sends every training and validation scalar to a tracker
+(:mod:`rrgbench.run.tracking`).
 """
 
 from __future__ import annotations
@@ -20,7 +25,12 @@ from rrgbench.errors import ConfigError, RRGBenchError
 
 def register(sub: Any) -> None:
     run = sub.add_parser("run", help="train a model on a dataset, evaluate on test, write a run record")
-    run.add_argument("--model", help="model recipe (rrgbench list models); required unless --resume RUN_DIR")
+    run.add_argument("--config", metavar="FILE", help="run configuration file (YAML: model, datasets, seeds, profile, "
+                                                      "overrides; flags override it)")
+    run.add_argument("--print-config", action="store_true",
+                     help="print the resolved configuration and the source of every value, then exit")
+    run.add_argument("--model", help="model recipe (rrgbench list models); required unless --config or "
+                                     "--resume RUN_DIR gives it")
     run.add_argument("--dataset", default=None, help="dataset (default: synthetic)")
     run.add_argument("--data-dir", help="folder with annotation.json and images (or $RRGBENCH_DATA/<dataset>)")
     run.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
@@ -38,7 +48,11 @@ def register(sub: Any) -> None:
     run.add_argument("--resume", nargs="?", const="auto", default=None, metavar="RUN_DIR",
                      help="continue the latest unfinished run of this configuration in --out (or RUN_DIR); "
                           "starts a new run when there is none")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--report-to", default="none", choices=("none", "tensorboard", "wandb"),
+                     help="experiment tracker for training/validation scalars (default none; tensorboard writes "
+                          "<run>/tensorboard; wandb honours WANDB_PROJECT and WANDB_MODE=offline)")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bars (plain progress lines instead, as when standard error is a file)")
     run.set_defaults(handler=cmd_run)
 
 
@@ -91,25 +105,38 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def resolve_configs(reg: Any, args: argparse.Namespace) -> list[Any]:
-    """One validated RunConfig per seed (from the run directory itself for ``--resume RUN_DIR`` alone)."""
+    """One validated RunConfig per seed (from the run directory itself for ``--resume RUN_DIR`` alone).
+
+    A ``--config`` file gives model, dataset, seeds, profile and the ``file`` overrides; each flag wins over it.
+    """
     from rrgbench.config import resolve_config
+    from rrgbench.run.runfile import RunFile, load_run_file
 
     resume_dir = args.resume not in (None, "auto")
-    if args.model is None:
+    file = load_run_file(Path(args.config)) if getattr(args, "config", None) else RunFile()
+    model = args.model or file.model
+    if model is None:
         if not resume_dir:
-            raise ConfigError("run: --model is required (rrgbench list models), unless --resume RUN_DIR is given")
+            raise ConfigError("run: --model is required (rrgbench list models), unless --config FILE names a model "
+                              "or --resume RUN_DIR is given")
         from rrgbench.run.layout import RunDir
 
         config_file = Path(args.resume) / "config.json"
         if not config_file.is_file():
             raise ConfigError(f"--resume {args.resume}: not a run directory (no config.json in it)")
         return [RunDir(Path(args.resume)).config(reg)]
-    seeds = parse_seeds(args.seed if args.seed is not None else "0")
+    seeds = parse_seeds(args.seed) if args.seed is not None else list(file.seeds or (0,))
     if resume_dir and len(seeds) > 1:
         raise ConfigError("--resume RUN_DIR continues one run; give a single --seed (or none)")
     overrides = overrides_from(args)
-    dataset = args.dataset or "synthetic"
-    return [resolve_config(reg, args.model, dataset, overrides, profile=args.profile, seed=seed) for seed in seeds]
+    dataset = args.dataset or file.dataset or "synthetic"
+    try:
+        return [resolve_config(reg, model, dataset, overrides, profile=args.profile or file.profile, seed=seed,
+                               file_overrides=file.overrides) for seed in seeds]
+    except ConfigError as exc:
+        if str(exc).startswith("file: "):  # name the run file
+            raise ConfigError(f"{args.config}: overrides: {str(exc).removeprefix('file: ')}") from None
+        raise
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -119,17 +146,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     reg = registry()
     runs_root(Path(args.out))
     configs = resolve_configs(reg, args)  # all validated before anything heavy is imported
+    if args.print_config:
+        from rrgbench.run.runfile import resolved_lines
+
+        for n, config in enumerate(configs):
+            for line in ([""] if n else []) + resolved_lines(config):
+                echo(line)
+        return 0
+    from rrgbench.logs import info as log_info
     from rrgbench.run import distributed
     from rrgbench.run.loop import RunRequest, run_training
+    from rrgbench.run.tracking import check_tracker
 
+    check_tracker(args.report_to)
     info = distributed.env_info()
     say = distributed.silence(info, echo)
     runs = []
     try:
         for config in configs:
             request = RunRequest(data_dir=args.data_dir, out=Path(args.out), device=args.device,
-                                 progress=not args.no_progress and sys.stderr.isatty(), log=say,
-                                 files=local_files(args), resume=args.resume)
+                                 progress=not args.no_progress and sys.stderr.isatty(),
+                                 log=distributed.silence(info, log_info), files=local_files(args),
+                                 resume=args.resume, report_to=args.report_to)
             run = run_training(reg, config, request)
             if run is not None:
                 say(f"results: {run.path / 'results.json'}")

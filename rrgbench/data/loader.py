@@ -3,7 +3,8 @@
 Training targets are ``bos w_1 .. w_k eos`` with ``k <= data.max_len - 1`` (truncated for training
 only); the raw reference report travels with the batch untouched, so scoring never sees a
 truncated reference. Images: training resizes to ``train_resize``, random-crops ``image_size`` and
-(optionally) flips; evaluation resizes to ``image_size``; both normalise with ImageNet statistics.
+(optionally) flips; evaluation resizes to ``image_size``; both normalise and interpolate as the encoder asks
+(:meth:`rrgbench.extension.components.Encoder.image_stats`; ImageNet statistics and bilinear by default).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from torch.utils.data import DataLoader, Dataset
 from rrgbench.data.images import load_image
 from rrgbench.data.studies import Study
 from rrgbench.data.tokenizer import Tokenizer
+from rrgbench.extension.components import IMAGENET_MEAN, IMAGENET_STD, ImageStats
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Batch", "ImageStats", "StudyDataset", "image_transform", "make_loader"]
 
 
 @dataclass
@@ -36,19 +37,25 @@ class Batch:
         return Batch(self.ids, self.images.to(device, non_blocking=True), self.target_ids.to(device), self.reports)
 
 
-def image_transform(data: Any, train: bool) -> Any:
-    """The protocol's image transform for training or evaluation (``data``: the run's ``DataOptions``)."""
+def image_transform(data: Any, train: bool, stats: ImageStats | None = None) -> Any:
+    """The protocol's image transform for training or evaluation (``data``: the run's ``DataOptions``;
+    ``stats``: the encoder's normalisation and interpolation)."""
     from torchvision import transforms as T
 
+    stats = stats or ImageStats()
+    try:
+        mode = T.InterpolationMode(stats.interpolation)
+    except ValueError:
+        mode = T.InterpolationMode.BILINEAR  # a timm-only mode (e.g. "random") has no evaluation meaning here
     size = data.image_size
     steps: list[Any]
     if train:
-        steps = [T.Resize(data.train_resize), T.RandomCrop(size)]
+        steps = [T.Resize(data.train_resize, interpolation=mode), T.RandomCrop(size)]
         if data.flip:
             steps.append(T.RandomHorizontalFlip())
     else:
-        steps = [T.Resize((size, size))]
-    return T.Compose([*steps, T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+        steps = [T.Resize((size, size), interpolation=mode)]
+    return T.Compose([*steps, T.ToTensor(), T.Normalize(stats.mean, stats.std)])
 
 
 def encode_target(tokenizer: Tokenizer, report: str, max_len: int) -> list[int]:
@@ -60,10 +67,10 @@ class StudyDataset(Dataset):
     """Studies of one split as (id, images [V, 3, H, W], target ids, raw report)."""
 
     def __init__(self, studies: Sequence[Study], image_root: Path, tokenizer: Tokenizer, data: Any,
-                 train: bool, decoded: dict[str, Any] | None = None) -> None:
+                 train: bool, decoded: dict[str, Any] | None = None, stats: ImageStats | None = None) -> None:
         self.studies, self.image_root, self.tokenizer = list(studies), Path(image_root), tokenizer
         self.max_len = data.max_len
-        self.transform = image_transform(data, train)
+        self.transform = image_transform(data, train, stats)
         self._decoded = decoded
 
     def __len__(self) -> int:

@@ -1,6 +1,7 @@
 """Component contracts: the four kinds of module a model is composed of, and their output types.
 
     Encoder    images [B, V, C, H, W]                 -> VisualFeatures(tokens [B, N, D], pooled [B, D])
+               image_stats() (optional: the normalisation its weights expect), initialization() (what it loaded)
     Memory     queries [B, L, D], modality, mask [B, L] -> MemoryOutput(consolidated, retrieved, scores, indices)
                applies_to (required: the modalities it consolidates), memory_size() (N_m, for cost plots)
                initialize(summary)                     optional data-driven initialisation
@@ -38,6 +39,7 @@ class BuildContext:
     max_len: int
     n_views: int
     image_size: int
+    load_weights: bool = True  # False: a saved model's weights follow (skip pretrained/file weight loading)
 
 
 @dataclass
@@ -75,10 +77,36 @@ class TrainingSummary:
     study_ids: list[str]
 
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ImageStats:
+    """How images are prepared for an encoder: per-channel mean and std after scaling to [0, 1], and the resize
+    interpolation (``bilinear``, ``bicubic``, ``nearest``, ...). The default is the protocol's: ImageNet, bilinear."""
+
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    interpolation: str = "bilinear"
+
+
 class Encoder(nn.Module):
-    """Image encoder. Subclasses set ``out_dim`` (= the model width D)."""
+    """Image encoder. Subclasses set ``out_dim`` (= the model width D).
+
+    An encoder whose weights expect other inputs (a pretrained backbone's mean/std and interpolation)
+    says so in :meth:`image_stats`; every split, the evaluation and ``predict`` then prepare images that way.
+    """
 
     out_dim: int
+
+    def image_stats(self) -> ImageStats:
+        """The normalisation and interpolation the images must have (default: ImageNet, bilinear)."""
+        return ImageStats()
+
+    def initialization(self) -> dict[str, Any]:
+        """What the weights started from, for the record's ``protocol.initialization.encoder``."""
+        return {"weights": "random"}
 
     def forward(self, images: torch.Tensor) -> VisualFeatures:  # pragma: no cover - contract
         raise NotImplementedError

@@ -314,4 +314,13 @@ def ce_from_reports(pred_reports: Sequence[str], ref_reports: Sequence[str], lab
     """Label both report lists with ``labeler`` (anything with ``name`` and ``label``) and score them."""
     if len(pred_reports) != len(ref_reports):
         raise DataError(f"{len(pred_reports)} generated reports but {len(ref_reports)} references")
-    return ce_metrics(labeler.label(pred_reports), labeler.label(ref_reports), mapping, labeler.name)
+    generated = label_reports(labeler, pred_reports, "generated")
+    return ce_metrics(generated, label_reports(labeler, ref_reports, "reference"), mapping, labeler.name)
+
+
+def label_reports(labeler: Any, reports: Sequence[str], which: str = "") -> list[Any]:
+    """``labeler.label`` over many reports in chunks, with progress (a bar, or log lines in a batch job)."""
+    from rrgbench.logs import in_chunks
+
+    desc = f"labelling {which + ' ' if which else ''}reports ({labeler.name})"
+    return in_chunks(labeler.label, list(reports), desc)

@@ -600,7 +600,10 @@ def score_nlg(
             results["cider"] = _score_cider(hyps, refs)
         scorer = meteor if meteor is not None else owned
         if scorer is not None and "meteor" in wanted:
-            results["meteor"] = scorer.score(hyps, refs)
+            from rrgbench.logs import phase
+
+            with phase(f"scoring: METEOR of {len(hyps)} reports (Java)"):
+                results["meteor"] = scorer.score(hyps, refs)
     finally:
         if owned is not None:
             owned.close()

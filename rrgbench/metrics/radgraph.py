@@ -170,15 +170,22 @@ class Annotator:
 
     def annotate(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         """RadGraph annotations (entities with relations) of each text, in order."""
+        from rrgbench.logs import in_chunks
+
         todo = list(dict.fromkeys(text for text in texts if text not in self.cache))
         if todo:
-            with contextlib.redirect_stdout(sys.stderr):
-                found = self.model(todo)
-            failed = [text for i, text in enumerate(todo) if str(i) not in found]
-            if failed:
-                raise UnavailableError(f"RadGraph failed to annotate {len(failed)} report(s), e.g. {failed[0]!r}")
-            self.cache.update({text: found[str(i)] for i, text in enumerate(todo)})
+            in_chunks(self._annotate_new, todo, "RadGraph annotation", chunk=128)
         return [self.cache[text] for text in texts]
+
+    def _annotate_new(self, todo: list[str]) -> list[None]:
+        """Annotate texts not cached yet (one model call) and cache the results."""
+        with contextlib.redirect_stdout(sys.stderr):
+            found = self.model(todo)
+        failed = [text for i, text in enumerate(todo) if str(i) not in found]
+        if failed:
+            raise UnavailableError(f"RadGraph failed to annotate {len(failed)} report(s), e.g. {failed[0]!r}")
+        self.cache.update({text: found[str(i)] for i, text in enumerate(todo)})
+        return [None] * len(todo)
 
 
 @lru_cache(maxsize=1)

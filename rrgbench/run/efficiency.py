@@ -53,6 +53,7 @@ the settings used are recorded.
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import sys
 import time
@@ -428,7 +429,8 @@ def counterpart_model(inputs: EfficiencyInputs, name: str) -> nn.Module:
                               applicable(registry, name, config.dataset, config.user_overrides),
                               profile=config.profile, seed=config.seed,
                               suite_overrides=config.overrides.get("suite"))
-    return build_model(registry, resolved, inputs.model.context).to(inputs.device).eval()
+    context = dataclasses.replace(inputs.model.context, load_weights=False)  # random weights suffice (see above)
+    return build_model(registry, resolved, context).to(inputs.device).eval()
 
 
 def vs_no_memory(inputs: EfficiencyInputs, batch: Any) -> dict[str, Any]:

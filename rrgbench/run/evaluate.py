@@ -2,7 +2,8 @@
 
 :func:`decode_loader` is the one place studies are decoded (validation, test, evaluation).
 :func:`evaluate_checkpoint` and :func:`predict_report` rebuild the model from a checkpoint alone (its
-config, vocabulary and weights, loaded weights-only after the checksum is verified).
+config, vocabulary and weights, loaded weights-only after the checksum is verified) or from an exported
+``model.safetensors`` with the ``model.json`` and ``vocab.json`` beside it (:mod:`rrgbench.run.export`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from rrgbench.data.loader import StudyDataset, make_loader
 from rrgbench.data.tokenizer import Tokenizer
 from rrgbench.decode import generate
 from rrgbench.errors import ConfigError, DataError, did_you_mean
+from rrgbench.extension.components import ImageStats
 from rrgbench.extension.options import as_dict, validate
 from rrgbench.extension.plugins import Registry
+from rrgbench.logs import Progress, Say, phase
 from rrgbench.model import ReportGenerator, build_model
 from rrgbench.record import DecodeCost, Efficiency, Inference, Parameters, RunRecord
 from rrgbench.run import distributed
@@ -46,23 +49,26 @@ from rrgbench.run.writer import RunWriter
 
 def decode_loader(model: ReportGenerator, loader: Any, config: RunConfig, tokenizer: Tokenizer,
                   device: torch.device, progress: bool = False, method: str | None = None,
-                  on_batch: Callable[[], None] | None = None) -> list[dict[str, str]]:
+                  on_batch: Callable[[], None] | None = None, say: Say | None = None,
+                  desc: str = "decode") -> list[dict[str, str]]:
     """Decode every study of a loader; rows keep the dataset's ids and the raw reference.
 
+    ``progress``: a bar (on a terminal); otherwise, when ``say`` is given, plain progress lines through it.
     ``on_batch`` runs after each batch (the trainer stops there on SIGINT/SIGTERM).
     """
-    from tqdm import tqdm
-
     model.eval()
     rows = []
-    for batch in tqdm(loader, desc="decode", disable=not progress, leave=False):
+    tracker = Progress(desc, len(loader.sampler), unit="studies", bar=progress, say=say or (lambda _: None))
+    for batch in loader:
         with autocast(device, config):
             ids = generate(model, batch.images.to(device), method or config.decode.method, config.decode.beam_size,
                            config.decode_max_len, tokenizer.bos_id, tokenizer.eos_id)
         for study_id, tokens, reference in zip(batch.ids, ids, batch.reports, strict=True):
             rows.append({"id": study_id, "prediction": tokenizer.decode(tokens), "reference_raw": reference})
+        tracker.update(len(batch.ids))
         if on_batch is not None:
             on_batch()
+    tracker.close()
     return rows
 
 
@@ -78,7 +84,7 @@ def parameter_counts(model: ReportGenerator) -> Parameters:
 
 @dataclass
 class TrainedModel:
-    """A model rebuilt from a checkpoint alone (config, vocabulary and weights all from the checkpoint)."""
+    """A model rebuilt from a checkpoint or an export alone (config, vocabulary and weights all from it)."""
 
     model: ReportGenerator
     config: RunConfig
@@ -90,10 +96,24 @@ class TrainedModel:
     def n_views(self) -> int:
         return int(self.meta["n_views"])
 
+    @property
+    def image_stats(self) -> ImageStats:
+        """The normalisation the model was trained with (recorded with it; else what its encoder says)."""
+        recorded = self.meta.get("image_stats")
+        if isinstance(recorded, dict):
+            return ImageStats(mean=tuple(recorded["mean"]), std=tuple(recorded["std"]),
+                              interpolation=str(recorded["interpolation"]))
+        return self.model.encoder.image_stats()
+
 
 def load_trained(registry: Registry, checkpoint: Path | str, device: torch.device) -> TrainedModel:
-    """Verify and safely load ``checkpoint`` (checksum, weights-only), then rebuild its model in eval mode."""
+    """Verify and safely load ``checkpoint`` (checksum, weights-only) or an exported ``model.safetensors`` (or
+    a run directory holding one), then rebuild its model in eval mode."""
+    from rrgbench.run.export import is_export
+
     path = Path(checkpoint)
+    if is_export(path):
+        return _load_export(registry, path, device)
     payload, meta = load_checkpoint(path)
     missing = [key for key in ("config", "vocab", "n_views") if key not in meta]
     if missing or "model" not in payload:
@@ -104,13 +124,27 @@ def load_trained(registry: Registry, checkpoint: Path | str, device: torch.devic
     except ConfigError as exc:
         raise DataError(f"{path}: {exc}") from None
     tokenizer = Tokenizer.from_dict(meta["vocab"])
-    model = build_model(registry, config, context_for(config, tokenizer, int(meta["n_views"])))
+    model = build_model(registry, config, context_for(config, tokenizer, int(meta["n_views"]), load_weights=False))
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0][:200]
         raise DataError(f"{path}: the weights do not fit the model its config describes ({first})") from None
     return TrainedModel(model.to(device).eval(), config, tokenizer, meta, path)
+
+
+def _load_export(registry: Registry, path: Path, device: torch.device) -> TrainedModel:
+    from rrgbench.run.export import load_weights, read_export
+
+    weights, meta, vocab = read_export(path)
+    try:
+        config = RunConfig.from_dict(meta["config"], registry)
+    except (ConfigError, KeyError) as exc:
+        raise DataError(f"{weights}: {exc}") from None
+    tokenizer = Tokenizer.from_dict(vocab)
+    model = build_model(registry, config, context_for(config, tokenizer, int(meta["n_views"]), load_weights=False))
+    load_weights(model, weights)
+    return TrainedModel(model.to(device).eval(), config, tokenizer, {"name": "model", **meta}, weights)
 
 
 EVAL_DATA_KEYS = ("eval_batch_size", "num_workers", "allow_missing")
@@ -168,13 +202,17 @@ def evaluate_checkpoint(registry: Registry, checkpoint: Path | str, request: Run
     writer = RunWriter(run)
     try:
         writer.vocabulary(trained.tokenizer)
-        studies = StudyDataset(source.splits["test"], source.image_root, trained.tokenizer, config.data, train=False)
+        studies = StudyDataset(source.splits["test"], source.image_root, trained.tokenizer, config.data, train=False,
+                               stats=trained.image_stats)
         loader = make_loader(studies, config.data.eval_batch_size, shuffle=False, num_workers=config.data.num_workers,
                              seed=config.seed)
         start = time.perf_counter()
-        rows = decode_loader(trained.model, loader, config, trained.tokenizer, device, request.progress)
+        with phase("decoding test", request.log):
+            rows = decode_loader(trained.model, loader, config, trained.tokenizer, device, request.progress,
+                                 say=request.log, desc="decode test")
         seconds = time.perf_counter() - start
-        scores = score_rows(rows, source.cleaning_style, context)
+        with phase(f"scoring {len(rows)} test studies", request.log):
+            scores = score_rows(rows, source.cleaning_style, context)
         writer.outputs(rows, scores.per_study([r["id"] for r in rows]), scores.tables)
         origin = str(trained.path.resolve())
         evaluation = {"checkpoint": origin, "sha256": trained.meta.get("sha256"), "name": trained.meta.get("name"),
@@ -225,7 +263,7 @@ def predict_report(registry: Registry, checkpoint: Path | str, images: Sequence[
         raise DataError(f"the checkpoint's model takes {trained.n_views} image(s) per study (views in the order it "
                         f"was trained on), got {len(images)}")
     config = evaluation_config(registry, trained.config, None, overrides or {})
-    transform = image_transform(config.data, train=False)
+    transform = image_transform(config.data, train=False, stats=trained.image_stats)
     views = torch.stack([transform(load_image(Path(image))) for image in images])[None].to(torch_device)
     with autocast(torch_device, config):
         ids = generate(trained.model, views, config.decode.method, config.decode.beam_size, config.decode_max_len,

@@ -18,10 +18,17 @@ generation loss is re-weighted by each rank's share of target tokens so that the
 equals the single-process one; validation and test decoding are sharded and gathered in study order;
 only rank 0 writes (:class:`~rrgbench.run.writer.RunWriter`). Decoding always calls ``prepare``/``step``
 on the unwrapped model.
+
+What a person watches (:mod:`rrgbench.logs`): every stage is a phase line through ``request.log``
+(loading, initialisation, validating, decoding test, scoring, efficiency), every loop a progress bar on a
+terminal or plain progress lines otherwise; with ``request.report_to`` every training step's and every
+validation's scalars also go to TensorBoard or W&B (:mod:`rrgbench.run.tracking`). The selected weights
+are exported as ``model.safetensors`` (:mod:`rrgbench.run.export`) before the test split is scored.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -41,6 +48,7 @@ from rrgbench.data.loader import Batch, StudyDataset, make_loader
 from rrgbench.data.tokenizer import Tokenizer
 from rrgbench.errors import ConfigError, DataError
 from rrgbench.extension.plugins import Registry
+from rrgbench.logs import Progress, duration, phase
 from rrgbench.model import build_model
 from rrgbench.record import RunRecord, Validation, ValidationPoint
 from rrgbench.run import distributed
@@ -72,6 +80,7 @@ from rrgbench.run.setup import (
     seed_everything,
 )
 from rrgbench.run.state import TrainState
+from rrgbench.run.tracking import Tracker, check_tracker, open_tracker
 from rrgbench.run.writer import RunWriter
 
 __all__ = ["RunRequest", "Trainer", "run_training"]
@@ -92,16 +101,20 @@ class Trainer:
         self.device = resolve_device(distributed.device_for(request.device, self.dist))
         self.log = distributed.silence(self.dist, request.log)
         self.progress = request.progress and self.dist.is_main
+        check_tracker(request.report_to)
+        self.tracker = Tracker()
         self.scoring = scoring_context(config, registry, request.files)
         if self.dist.is_main:
             check_scoring(registry, [config], request.files)  # a missing --chexbert file fails before training
         configure_determinism(self.device)
-        self.source = distributed.main_first(lambda: load_source(registry, config, request.data_dir))
+        with phase(f"loading {config.dataset}", self.log):
+            self.source = distributed.main_first(lambda: load_source(registry, config, request.data_dir))
         train_reports = [s.report for s in self.source.splits["train"]]
         self.tokenizer = Tokenizer.build(train_reports, config.data.threshold, self.source.cleaning_style)
         seed_everything(config.seed)  # after the data: a dataset plugin drawing from global RNGs cannot shift it
         context = context_for(config, self.tokenizer, self.source.n_views)
         self.model = build_model(registry, config, context).to(self.device)
+        self.image_stats = self.model.encoder.image_stats()
         self.optimizer = make_optimizer(self.model, config.train)
         self.scheduler = make_scheduler(self.optimizer, config.train)
         self.train_module: torch.nn.Module = self.model  # the DDP wrapper in a multi-process job
@@ -111,6 +124,7 @@ class Trainer:
         self.decoded_images: dict[str, Any] | None = {} if caching else None
         self.writer = RunWriter(None)
         self.state = TrainState()
+        self.state.init_report["encoder"] = self.model.encoder.initialization()
         self.resumed_from: str | None = None
         self.stop = StopSignals()
         self._dirty = False  # trained since ``last`` was written
@@ -127,7 +141,7 @@ class Trainer:
         """A loader over ``split`` (in ``indices`` order when given); training samples are seeded per sample."""
         data = self.config.data
         dataset: Any = StudyDataset(self.source.splits[split], self.source.image_root, self.tokenizer, data, train,
-                                    decoded=self.decoded_images)
+                                    decoded=self.decoded_images, stats=self.image_stats)
         if train:
             dataset = SeededSamples(dataset, self.config.seed, self.state.epoch)
         size = self.local_batch_size if train else data.eval_batch_size
@@ -148,7 +162,8 @@ class Trainer:
         indices = distributed.shard_indices(len(self.source.splits[split]), self.dist, shuffle=False,
                                             seed=self.config.seed, epoch=0)
         rows = decode_loader(self.model, self.loader(split, train=False, indices=indices), self.config, self.tokenizer,
-                             self.device, self.progress, on_batch=self.check_stop)
+                             self.device, self.progress, on_batch=self.check_stop, say=self.log,
+                             desc=f"decode {split}")
         return distributed.gather_in_order(rows, indices)
 
     # -- the run ------------------------------------------------------------------------------
@@ -164,6 +179,8 @@ class Trainer:
             self.start()
         with self.stop:
             try:
+                self.tracker = open_tracker(self.request.report_to, self.writer.run.path if self.writer.run else None,
+                                            self.config.to_dict(), self.state.step if self.resumed_from else None)
                 self._fit()
             except (RunInterrupted, KeyboardInterrupt) as exc:
                 signum = exc.signum if isinstance(exc, RunInterrupted) else int(signal.SIGINT)
@@ -174,6 +191,7 @@ class Trainer:
                 self._record_failure(exc)
                 raise
             finally:
+                self.tracker.close()
                 if self.writer.run is not None:
                     self.writer.run.unlock()
         return self.writer.run
@@ -200,9 +218,15 @@ class Trainer:
         if epochs and not any(p.requires_grad for p in self.model.parameters()):
             self.log(f"{self.config.model} has no trainable parameter: skipping {epochs} training epoch(s)")
             epochs = 0
+        began = time.perf_counter()
+        first = self.state.epoch
         while self.state.epoch < epochs:
             self.train_epoch()
             self.validate_and_checkpoint()
+            done = self.state.epoch - first
+            if self.state.epoch < epochs:
+                left = (time.perf_counter() - began) / done * (epochs - self.state.epoch)
+                self.log(f"epoch {self.state.epoch}/{epochs} finished; training and validation left: ~{duration(left)}")
         self.finish()
 
     def _start_rank_streams(self) -> None:
@@ -218,9 +242,11 @@ class Trainer:
         wanting = self.model.components_wanting_initialization()
         if wanting:
             start = time.perf_counter()
-            summary = self.model.summarize(b.to(self.device) for b in self.loader("train", train=False))
-            for component in wanting:
-                self.state.init_report[type(component).__name__] = component.initialize(summary)
+            names = ", ".join(type(component).__name__ for component in wanting)
+            with phase(f"data-driven initialisation ({names})", self.log):
+                summary = self.model.summarize(b.to(self.device) for b in self.loader("train", train=False))
+                for component in wanting:
+                    self.state.init_report[type(component).__name__] = component.initialize(summary)
             self.state.init_report["seconds_total"] = time.perf_counter() - start
             distributed.broadcast_module(self.model)
             self._log_row({"event": "initialize", **self.state.init_report})
@@ -230,19 +256,23 @@ class Trainer:
 
     def train_epoch(self) -> None:
         """Train the rest of the current epoch, from batch ``state.batch`` of its order."""
-        from tqdm import tqdm
-
         train, state = self.config.train, self.state
         indices, n_batches = self.epoch_plan()
         remaining = indices[state.batch * self.local_batch_size: n_batches * self.local_batch_size]
         self.model.train()
         loader = self.loader("train", train=True, indices=remaining)
-        bar = tqdm(loader, desc=f"epoch {state.epoch + 1}/{train.epochs}", disable=not self.progress, leave=False)
+        progress = Progress(f"epoch {state.epoch + 1}/{train.epochs}", n_batches, unit="steps", bar=self.progress,
+                            interval=self.request.progress_seconds, say=self.log)
+        progress.done = state.batch
         began = time.perf_counter()
-        for batch in bar:
+        for batch in loader:
             terms = self.train_step(batch.to(self.device))
             state.batch += 1
-            bar.set_postfix(loss=f"{terms['loss']:.3f}", samples_s=f"{self._throughput():.1f}")
+            throughput = self._throughput()
+            progress.update(fields={"loss": terms["loss"], "samples/s": round(throughput, 1)})
+            if self.tracker.enabled:
+                self.tracker.scalars({**{f"train/{k}": v for k, v in terms.items()}, **self._learning_rates(),
+                                      "train/samples_per_second": throughput}, state.step)
             if state.step % 10 == 0:
                 self._log_row({"event": "step", "epoch": state.epoch, "step": state.step, **terms})
             if train.checkpoint_every and state.step % train.checkpoint_every == 0:
@@ -250,7 +280,14 @@ class Trainer:
                 began = time.perf_counter()
                 self.save("last")
             self.check_stop()
+        progress.close()
         state.train_seconds += time.perf_counter() - began
+
+    def _learning_rates(self) -> dict[str, float]:
+        """``train/lr_visual`` (the encoder's group, when it trains) and ``train/lr`` (everything else)."""
+        encoder = {id(p) for p in self.model.encoder.parameters()}
+        return {f"train/{'lr_visual' if id(group['params'][0]) in encoder else 'lr'}": float(group["lr"])
+                for group in self.optimizer.param_groups if group["params"]}
 
     def train_step(self, batch: Batch) -> dict[str, float]:
         train = self.config.train
@@ -311,9 +348,11 @@ class Trainer:
         validated = epoch + 1 >= train.validate_from or epoch + 1 == train.epochs
         improved, value = False, None
         if validated:
-            rows = self.decode_split("val")
-            value, values = distributed.on_main(lambda: validation_values(rows, self.config, self.source.cleaning_style,
-                                                                          self.scoring))
+            with phase(f"validating (epoch {epoch + 1})", self.log):
+                rows = self.decode_split("val")
+                value, values = distributed.on_main(lambda: validation_values(rows, self.config,
+                                                                              self.source.cleaning_style, self.scoring))
+            self.tracker.scalars({f"val/{k}": v for k, v in values.items()}, state.step)
             improved = state.improved(value)
             if improved:
                 state.select(value)
@@ -346,7 +385,8 @@ class Trainer:
             payload["rng_ranks"] = ranks
         meta = {"name": name, **self.state.to_meta(), "world_size": self.dist.world_size,
                 "config": self.config.to_dict(), "vocab": self.tokenizer.to_dict(),
-                "n_views": self.source.n_views, "cleaning_style": self.source.cleaning_style}
+                "n_views": self.source.n_views, "cleaning_style": self.source.cleaning_style,
+                "image_stats": dataclasses.asdict(self.image_stats)}
         self.writer.checkpoint(name, payload, meta)
 
     def load_best(self) -> None:
@@ -449,12 +489,16 @@ class Trainer:
             self.save("best")
         self.load_best()
         start = time.perf_counter()
-        rows = self.decode_split("test")
+        with phase("decoding test", self.log):
+            rows = self.decode_split("test")
         decode_seconds = time.perf_counter() - start
         if not self.dist.is_main:
             return
-        scores = score_rows(rows, self.source.cleaning_style, self.scoring)
+        self.writer.export_model(self.model, self.config, self.tokenizer, self._export_meta())
+        with phase(f"scoring {len(rows)} test studies", self.log):
+            scores = score_rows(rows, self.source.cleaning_style, self.scoring)
         self.writer.outputs(rows, scores.per_study([r["id"] for r in rows]), scores.tables)
+        self.tracker.scalars({f"test/{k}": v.value for k, v in scores.values.items()}, self.state.step)
         record = RunRecord(
             kind="training", run_id=self.writer.path.name, model=self.config.model, dataset=self.config.dataset,
             metrics=scores.values, created=now(), profile=self.config.profile, seed=self.config.seed,
@@ -490,12 +534,22 @@ class Trainer:
         """The ``efficiency`` of the record: see :mod:`rrgbench.run.efficiency` for every figure."""
         from rrgbench.run.efficiency import EfficiencyInputs, measure_efficiency
 
-        return measure_efficiency(EfficiencyInputs(
+        inputs = EfficiencyInputs(
             model=self.model, config=self.config, device=self.device, test_loader=self.loader("test", train=False),
             bos_id=self.tokenizer.bos_id, eos_id=self.tokenizer.eos_id,
             train_step_seconds=list(self.state.step_seconds), train_samples=list(self.state.step_samples),
             test_set_decode=decode_cost(decode_seconds, n_test), registry=self.registry,
-            autocast=lambda: autocast(self.device, self.config), log=self.request.log))
+            autocast=lambda: autocast(self.device, self.config), log=self.request.log)
+        settings = inputs.settings
+        with phase(f"efficiency ({settings.mode if settings else self.config.efficiency.mode})", self.log):
+            return measure_efficiency(inputs)
+
+    def _export_meta(self) -> dict[str, Any]:
+        """What ``model.json`` says beside ``model.safetensors``: enough to rebuild and check the model."""
+        return {"n_views": self.source.n_views, "cleaning_style": self.source.cleaning_style,
+                "step": self.state.step, "best_epoch": self.state.best_epoch, "init_report": self.state.init_report,
+                "selected_on": {"split": "val", "metric": self.config.train.select_metric,
+                                "value": self.validation().best_value}}
 
     def _log_row(self, row: dict[str, Any]) -> None:
         """Append one row to train_log.jsonl (rank 0); the count goes into every checkpoint."""

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rrgbench.logs import info
 from rrgbench.run.results import LocalFiles
 
 Logger = Callable[[str], None]
@@ -13,12 +14,18 @@ Logger = Callable[[str], None]
 
 @dataclass
 class RunRequest:
-    """Where data and runs live, the device, progress output, local metric model files, resume."""
+    """Where data and runs live, the device, progress output, local metric model files, resume, trackers.
+
+    ``progress``: tqdm bars allowed (on a terminal); otherwise :class:`rrgbench.logs.Progress` writes a plain
+    line every tenth of an epoch or ``progress_seconds``. ``log`` receives every line a run says.
+    """
 
     data_dir: str | None = None
     out: Path = Path("runs")
     device: str = "auto"
     progress: bool = True
-    log: Logger = print
+    log: Logger = info
     files: LocalFiles = field(default_factory=LocalFiles)
     resume: str | None = None  # "auto": the latest unfinished run with this config in ``out``; or a run directory
+    report_to: str = "none"  # experiment tracker: none, tensorboard or wandb (rrgbench.run.tracking)
+    progress_seconds: float = 60.0  # longest wait between two plain progress lines

@@ -62,11 +62,12 @@ def load_source(registry: Registry, config: RunConfig, data_dir: str | None) -> 
     return source
 
 
-def context_for(config: RunConfig, tokenizer: Tokenizer, n_views: int) -> BuildContext:
-    """What every component factory is told about the model it is part of."""
+def context_for(config: RunConfig, tokenizer: Tokenizer, n_views: int, load_weights: bool = True) -> BuildContext:
+    """What every component factory is told about the model it is part of (``load_weights`` False: rebuilding a
+    saved model, whose own weights follow)."""
     return BuildContext(d_model=config.model_options.d_model, vocab_size=len(tokenizer), pad_id=tokenizer.pad_id,
                         bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id, max_len=config.data.max_len,
-                        n_views=n_views, image_size=config.data.image_size)
+                        n_views=n_views, image_size=config.data.image_size, load_weights=load_weights)
 
 
 def make_optimizer(model: Any, train: TrainOptions) -> torch.optim.Optimizer:

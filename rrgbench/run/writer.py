@@ -3,7 +3,8 @@
 (Checkpoint code imports torch; it is imported on use, so scoring an external system never loads torch.)
 
 The trainer and the evaluator never open a file themselves: status changes, training-log rows, the
-vocabulary, checkpoints, predictions, per-study scores, side tables and the run record all go through
+vocabulary, checkpoints, the shareable weights (:mod:`rrgbench.run.export`), predictions, per-study scores,
+side tables and the run record all go through
 :class:`RunWriter`, so "only rank 0 writes" is true by construction and every write is atomic
 (:mod:`rrgbench.io`), the log's appends aside.
 """
@@ -61,6 +62,15 @@ class RunWriter:
             from rrgbench.run.checkpoint import save_checkpoint
 
             save_checkpoint(self.run.checkpoints / f"{name}.pt", payload, meta, keep_previous=name == "last")
+
+    def export_model(self, model: Any, config: Any, tokenizer: Tokenizer, meta: dict[str, Any]) -> None:
+        """``model.safetensors`` (the weights ``model`` holds now) with ``model.json``; ``vocab.json`` beside them."""
+        if self.run is not None:
+            from rrgbench.run.export import VOCAB_FILE, write_export
+
+            if not (self.path / VOCAB_FILE).is_file():
+                self.vocabulary(tokenizer)
+            write_export(self.path, model, config.to_dict(), meta)
 
     def mark_best(self) -> None:
         """``best`` becomes a copy of the ``last`` just written."""

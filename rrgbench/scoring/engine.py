@@ -11,6 +11,9 @@ seconds, instead of being discovered after training.
 
 The uncertain-label mapping ``auto`` (the default) is the labeler's own, declared where the labeler is
 registered (``uncertain=``; ``r2gen`` when it declares none): :meth:`ScoringContext.uncertain_mapping`.
+
+A full scoring (every key wanted) logs each group as a phase (``scoring: meteor ...``, ``done in 12.1 s``)
+and the bootstrap; a partial one (a validation's few keys) does so at debug level only.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from rrgbench.errors import ConfigError, RRGBenchError, UnavailableError, UnknownNameError, did_you_mean
 from rrgbench.extension.plugins import Entry, Registry
+from rrgbench.logs import LOGGER, phase
 from rrgbench.metrics.base import GroupResult, MetricKey, MetricResult, metric_keys
 from rrgbench.record import MetricValue
 
@@ -152,13 +156,16 @@ def score(predictions: Sequence[str], references: Sequence[str], context: Scorin
     registry = context.resolved_registry()
     scores = Scores({}, {})
     names = list(groups) if groups else registry.names("metric")
+    say = LOGGER.info if context.wanted is None else LOGGER.debug
     for name in names:
         entry = registry.get("metric", name)
         keys = _wanted_keys(entry, context)
         if keys:
-            _score_group(entry, keys, list(predictions), list(references), context, scores)
-    scores.values = {key: metric_value(result, _declaration(registry, key), context, with_ci)
-                     for key, result in scores.results.items()}
+            with phase(f"scoring: {name}", say):
+                _score_group(entry, keys, list(predictions), list(references), context, scores)
+    with phase(f"scoring: values{' and 95% CIs' if with_ci else ''}", say):
+        scores.values = {key: metric_value(result, _declaration(registry, key), context, with_ci)
+                         for key, result in scores.results.items()}
     return scores
 
 
