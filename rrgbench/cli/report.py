@@ -22,6 +22,9 @@ def register(sub: Any) -> None:
     board.add_argument("--runs", default="runs", help="folder searched for results.json (default runs/)")
     board.add_argument("--out", default="leaderboards", help="output folder (default leaderboards/)")
     board.add_argument("--no-plots", action="store_true", help="skip the PNG plots (and their HTML section)")
+    board.add_argument("--sort", metavar="KEY",
+                       help="column to rank by (a metric key or efficiency key; default: the dataset's headline "
+                            "metric, e.g. ce_f1_micro on synthetic, bleu_4 on real data)")
     board.add_argument("--check", action="store_true",
                        help="verify the report in --out instead of building it (exit 1 when incomplete)")
     board.add_argument("--suite", help="with --check: the suite file whose models and datasets must be present "
@@ -48,9 +51,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         return _check(args)
     from rrgbench.report.leaderboard import build_reports
 
-    reports = build_reports(Path(args.runs), Path(args.out), with_plots=not args.no_plots)
-    if not reports:
-        warn(f"no run records (results.json) found below {args.runs}")
+    reports = build_reports(Path(args.runs), Path(args.out), with_plots=not args.no_plots, sort=args.sort)
     for dataset, paths in reports.items():
         echo(f"{dataset}: wrote {len(paths)} files to {paths[0].parent}")
         for path in paths:

@@ -349,7 +349,8 @@ def ablation_families(board: Board) -> dict[str, list[str]]:
 
 def _sort_rows(board: Board) -> list[str]:
     """Best first by the sort column, ties broken by the headline metrics, unavailable values last."""
-    columns = [board.sort, *(c for c in board.metrics if c.key in HEADLINE_METRICS and c.key != board.sort.key)]
+    by_key = {c.key: c for c in board.metrics}
+    columns = [board.sort, *(by_key[k] for k in HEADLINE_METRICS if k in by_key and k != board.sort.key)]
 
     def key(label: str) -> tuple[Any, ...]:
         parts: list[Any] = []
@@ -369,7 +370,12 @@ def record_order(record: RunRecord) -> tuple[str, str, str, str]:
 def build_board(dataset: str, records: Sequence[RunRecord], *, sort: str | None = None, registry: Any = None,
                 significance: bool = True) -> Board:
     """Rows, columns, cells, flags and curves of one dataset (reruns of a seed count once: the latest);
-    with ``significance`` the paired tests too (rescoring the records' studies)."""
+    with ``significance`` the paired tests too (rescoring the records' studies). ``registry``: the plugins'
+    registry, for the dataset's headline metric, metric sections and rescoring (default: the process's)."""
+    if registry is None:
+        from rrgbench.extension.plugins import registry as default_registry
+
+        registry = default_registry()
     records = sorted(latest_per_seed(records), key=record_order)
     labels = row_labels(records)
     runs: dict[str, list[RunRecord]] = {}

@@ -58,11 +58,12 @@ def label(shown: Shown) -> str:
     return escape(shown.text)
 
 
-def table(found: Table) -> str:
+def table(found: Table, section: str = "") -> str:
     head = "".join(f"<th>{escape(h).replace('_', '_<wbr>')}</th>" for h in found.header)  # long keys may wrap
     body = "".join("<tr>" + f"<td>{label(row[0])}</td>" + "".join(f"<td>{cell(c)}</td>" for c in row[1:]) + "</tr>"
                    for row in found.rows)
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    return (f'<div class="scroll" data-section="{escape(section)}"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
 
 
 def page(doc: Document, images: Mapping[str, bytes]) -> str:
@@ -72,7 +73,7 @@ def page(doc: Document, images: Mapping[str, bytes]) -> str:
         parts.append(f"<h2>{escape(section.title)}</h2>")
         parts += [f"<p>{paragraph(p)}</p>" for p in section.text]
         if section.table is not None:
-            parts.append(table(section.table))
+            parts.append(table(section.table, section.title))
         parts += [f"<p>{paragraph(p)}</p>" for p in section.after]
         if section.items:
             parts.append("<ul>" + "".join(f"<li>{paragraph(item)}</li>" for item in section.items) + "</ul>")

@@ -56,12 +56,21 @@ def _png(fig: Any, rect: tuple[float, float, float, float] | None = None) -> byt
     return buffer.getvalue()
 
 
+class EmptyPlot(bytes):
+    """The PNG of a plot without data (written as a file, so every report has the same files; not shown)."""
+
+
 def _empty_plot(title: str, message: str) -> bytes:
     fig, ax = _pyplot().subplots(figsize=(6, 2.5))
     ax.axis("off")
     ax.set_title(title)
     ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=11, color="0.35")
-    return _png(fig)
+    return EmptyPlot(_png(fig))
+
+
+def with_data(images: dict[str, bytes]) -> dict[str, bytes]:
+    """The plots that show data (those a page embeds)."""
+    return {name: data for name, data in images.items() if not isinstance(data, EmptyPlot)}
 
 
 def colors(board: Board) -> dict[str, Any]:

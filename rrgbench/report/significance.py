@@ -92,7 +92,7 @@ def pairing(a: Sequence[RunRecord], b: Sequence[RunRecord]) -> Units | str:
         shown = ",".join(str(s) for s in common)
         return Units(tuple(common), tuple(common), f"seed {shown}" if len(common) == 1 else f"seeds {shown}")
     if len(a) == 1 and len(b) == 1:
-        return Units((a[0].seed,), (b[0].seed,), f"one run each (seeds {a[0].seed} and {b[0].seed})")
+        return Units((a[0].seed,), (b[0].seed,), f"one run each (seed {a[0].seed} against seed {b[0].seed})")
     return "no paired test: the rows have no seed in common"
 
 

@@ -147,12 +147,12 @@ def ranking_metrics(board: Board) -> list[Column]:
 def ranking(board: Board, notes: Footnotes) -> Section:
     columns = ranking_metrics(board)
     header = ["model", "#", "runs", "seeds"]
-    for column in columns:
-        header += [column.title, "sd"]
+    for column in columns:  # headers name their metric: one meaning per column
+        header += [column.title, f"sd ({column.key})"]
         if column.getter is None:
-            header.append("±95% CI (one run)")
+            header.append(f"±95% CI of one run ({column.key})")
         if column.key in board.tested:
-            header.append("vs #1")
+            header.append(f"vs #1 ({column.key})")
     header.append("reports")
     rows = []
     for rank, label in enumerate(board.rows, 1):

@@ -27,7 +27,7 @@ from rrgbench.report import csvfiles
 from rrgbench.report.board import build_board, record_order
 from rrgbench.report.html import page
 from rrgbench.report.markdown import markdown
-from rrgbench.report.plots import PLOTS, plots
+from rrgbench.report.plots import PLOTS, plots, with_data
 from rrgbench.report.records import records_by_dataset
 from rrgbench.report.tables import document
 from rrgbench.run.layout import safe_name
@@ -39,15 +39,10 @@ REPORT_FILES = ("leaderboard.md", "leaderboard.html", *CSV_FILES, *PLOTS)
 
 def report_files(dataset: str, records: Sequence[RunRecord], *, with_plots: bool = True, sort: str | None = None,
                  registry: Any = None) -> dict[str, bytes]:
-    """Every file of one dataset's report (name -> content), computed in memory (``registry``: the plugins'
-    registry, for the dataset's headline metric and the metric sections; default: the process's)."""
-    if registry is None:
-        from rrgbench.extension.plugins import registry as default_registry
-
-        registry = default_registry()
+    """Every file of one dataset's report (name -> content), computed in memory."""
     board = build_board(dataset, records, sort=sort, registry=registry)
     images = plots(board) if with_plots else {}
-    doc = document(board, images)
+    doc = document(board, with_data(images))
     texts = {"leaderboard.md": markdown(doc), "leaderboard.html": page(doc, images),
              "leaderboard.csv": csvfiles.summary_csv(board), "runs.csv": csvfiles.runs_csv(board),
              "per_observation.csv": csvfiles.per_observation_csv(board),
