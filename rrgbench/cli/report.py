@@ -41,6 +41,9 @@ def register(sub: Any) -> None:
     suite.add_argument("--only", action="append", default=[], metavar="PATTERN",
                        help="run only models matching these glob patterns (comma-separated, repeatable)")
     suite.add_argument("--data-dir", help="data folder for real datasets (as rrgbench run --data-dir)")
+    suite.add_argument("--jobs", type=int, metavar="N",
+                       help="runs at once, each in its own process with one torch thread (default: the suite "
+                            "file's jobs, else 1)")
     suite.add_argument("--dry-run", action="store_true", help="list the planned runs and exit")
     suite.add_argument("--no-progress", action="store_true", help="no progress bars")
     suite.set_defaults(handler=cmd_suite)
@@ -97,8 +100,13 @@ def cmd_suite(args: argparse.Namespace) -> int:
         for item in planned:
             echo(f"  {item.label}  [{item.config.fingerprint()}]")
         return 0
+    if args.jobs is not None and args.jobs < 1:
+        warn(f"error: --jobs must be at least 1, got {args.jobs}")
+        return 2
+    jobs = args.jobs or suite.jobs
     result = run_suite(suite, reg, runs, leaderboard=Path(args.leaderboard), only=only,
-                       progress=not args.no_progress and sys.stderr.isatty(), log=echo, data_dir=args.data_dir)
+                       progress=jobs == 1 and not args.no_progress and sys.stderr.isatty(), log=echo,
+                       data_dir=args.data_dir, jobs=jobs)
     echo(f"suite '{suite.name}': {len(result.finished)} ran, {len(result.skipped)} already finished, "
          f"{len(result.failed)} failed, {result.seconds / 60:.1f} min")
     for label, message in result.failed:
