@@ -45,6 +45,23 @@ def test_shipped_suites_cover_every_model(name, seeds):
         assert "meteor" in suite.skip
 
 
+def test_the_synthetic_suite_trains_every_generator_like_the_quickstart_run():
+    from rrgbench.config import resolve_config
+
+    planned = plan(load_suite(SUITES / "synthetic.yaml"), registry())
+    quickstart = resolve_config(registry(), "mcsam", "synthetic", {}, seed=0)  # `rrgbench run --model mcsam`
+    mcsam = next(p.config for p in planned if p.config.model == "mcsam" and p.config.seed == 0)
+    assert mcsam.fingerprint() == quickstart.fingerprint()
+    for item in planned:
+        config = item.config
+        assert (config.dataset_options.n_train, config.dataset_options.n_val, config.dataset_options.n_test,
+                config.data.batch_size) == (3600, 100, 300, 32)
+        assert config.train.epochs == (0 if config.model == "nearest-neighbor" else 9)
+    sweep = sorted(p.config.sections["memory"].size for p in planned if p.label.startswith("mcsam on")
+                   and "memory.size" in p.label)
+    assert sweep == [64, 1024] and len(planned) == 35
+
+
 def test_suite_overrides_are_soft_model_overrides_strict():
     suite = parse_suite({"models": ["show-tell", "transformer"], "overrides": {"decoder.heads": 2}})
     configs = {p.config.model: p.config for p in plan(suite, registry())}

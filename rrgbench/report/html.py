@@ -20,7 +20,7 @@ CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1400px;color:#222;
 padding:0 1rem}
 h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd}
-.scroll{max-width:100%;overflow-x:auto;margin:.5rem 0;border:1px solid #ddd}
+.scroll{display:inline-block;vertical-align:top;max-width:100%;overflow-x:auto;margin:.5rem 0;border:1px solid #ddd}
 table{border-collapse:separate;border-spacing:0;font-size:.82rem}
 th,td{border-right:1px solid #e5e5e5;border-bottom:1px solid #e5e5e5;padding:.25rem .45rem;text-align:right;
 background:#fff}

@@ -36,7 +36,7 @@ METHOD = (f"paired bootstrap ({RESAMPLES} shared resamples of (seed, study) unit
 
 
 @dataclass
-class Test:
+class Comparison:
     """One paired comparison ``a - b`` of one metric; numbers are None when ``note`` says why."""
 
     delta: float | None = None
@@ -57,8 +57,8 @@ class Significance:
     """Every paired comparison of a board, keyed by (row, metric) and (base, variant, metric)."""
 
     best: str | None
-    vs_best: dict[tuple[str, str], Test] = field(default_factory=dict)
-    ablations: dict[tuple[str, str, str], Test] = field(default_factory=dict)
+    vs_best: dict[tuple[str, str], Comparison] = field(default_factory=dict)
+    ablations: dict[tuple[str, str, str], Comparison] = field(default_factory=dict)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -146,30 +146,30 @@ class Rescorer:
             return f"no paired test: rescoring failed: {exc}"
 
 
-def compare(rescorer: Rescorer, a: str, b: str, metric: str) -> Test:
+def compare(rescorer: Rescorer, a: str, b: str, metric: str) -> Comparison:
     """Row ``a`` against row ``b`` on one metric (raw p-value; Holm is applied per family afterwards)."""
     from rrgbench.metrics.statistics import paired_bootstrap_test
 
     runs_a, runs_b = rescorer.board.runs[a], rescorer.board.runs[b]
     units = pairing(runs_a, runs_b)
     if isinstance(units, str):
-        return Test(note=units)
+        return Comparison(note=units)
     problem = aligned(runs_a, runs_b, units)
     if problem:
-        return Test(note=problem)
+        return Comparison(note=problem)
     scored_a, scored_b = rescorer.results(a, units.seeds_a), rescorer.results(b, units.seeds_b)
     for scored in (scored_a, scored_b):
         if isinstance(scored, str):
-            return Test(note=scored)
+            return Comparison(note=scored)
     result_a, result_b = scored_a[metric], scored_b[metric]  # type: ignore[index]
     if result_a.value is None or result_b.value is None:
         reason = result_a.unavailable if result_a.value is None else result_b.unavailable
-        return Test(note=f"no paired test: {metric} unavailable on rescoring ({reason})")
+        return Comparison(note=f"no paired test: {metric} unavailable on rescoring ({reason})")
     found = paired_bootstrap_test(result_a, result_b, n_resamples=RESAMPLES, seed=SEED)
-    return Test(found["delta"], tuple(found["ci95"]), found["p_value"], None, found["n_studies"], units.paired_on)
+    return Comparison(found["delta"], tuple(found["ci95"]), found["p_value"], None, found["n_studies"], units.paired_on)
 
 
-def _adjust(tests: Sequence[Test]) -> None:
+def _adjust(tests: Sequence[Comparison]) -> None:
     done = [t for t in tests if t.p is not None]
     for test, adjusted in zip(done, holm([t.p for t in done]), strict=True):  # type: ignore[misc]
         test.p_holm = adjusted

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from rrgbench.report.board import DEGENERATE_SHARE, Board, Column
 from rrgbench.report.records import labeler_of, seeds_of
-from rrgbench.report.significance import ALPHA, METHOD, Test
+from rrgbench.report.significance import ALPHA, METHOD, Comparison
 
 HIDDEN_PREFIX = "Not shown (n/a for every model):"
 NOT_COMPARABLE = ("Clinical columns use the chexpert-rules labeler (rrgbench's rule-based CheXpert labeler): "
@@ -118,7 +118,7 @@ def p_text(p: float) -> str:
     return "p<0.001" if p < 0.001 else f"p={p:.3f}"
 
 
-def test_cell(test: Test | None, column: Column, notes: Footnotes) -> Shown:
+def test_cell(test: Comparison | None, column: Column, notes: Footnotes) -> Shown:
     """``▼ p=…`` / ``▲ p=…`` significantly worse / better, ``≈ p=…`` not significant (Holm-adjusted p)."""
     if test is None:
         return plain("reference")
