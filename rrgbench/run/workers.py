@@ -93,6 +93,8 @@ def work(conn: Connection, task: WorkerTask) -> None:
             outcome = ("finished", "")
         except RunInterrupted as exc:
             outcome = ("interrupted", str(exc))
+    except KeyboardInterrupt:  # a forwarded signal before the run installed its own handlers
+        outcome = ("interrupted", "stopped by a signal before training started")
     except BaseException as exc:  # reported by the parent; one failing run must not stop the suite
         outcome = ("failed", f"{type(exc).__name__}: {exc}"[:500])
     finally:
