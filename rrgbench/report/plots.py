@@ -239,8 +239,9 @@ def plot_ablations(board: Board) -> bytes:
                 shift = delta - test.delta  # centre the paired CI of the pooled Δ on the shown Δ of the means
                 err = [[max(delta - (test.ci95[0] + shift), 0.0)], [max(test.ci95[1] + shift - delta, 0.0)]]
             ax.barh([y], [delta], xerr=err, color=palette[variant], capsize=2, error_kw={"elinewidth": 0.8})
-            if test is not None and test.significant:
-                ax.text(delta, y, " *" if delta >= 0 else "* ", va="center", ha="left" if delta >= 0 else "right")
+            if test is not None and test.significant:  # the star just beyond the error bar
+                end = delta + (err[1][0] if err else 0.0) if delta >= 0 else delta - (err[0][0] if err else 0.0)
+                ax.text(end, y, " *" if delta >= 0 else "* ", va="center", ha="left" if delta >= 0 else "right")
         ax.axvline(0, color="0.2", linewidth=0.8)
         ax.set_yticks(range(len(pairs)), [t(f"{v} − {b}") for b, v in pairs], fontsize=8)
         ax.invert_yaxis()
@@ -293,13 +294,14 @@ def plot_observations(board: Board) -> bytes:
     plt = _pyplot()
     grid = np.array([[board.per_observation[r].get(o, (np.nan,))[0] for o in board.observations] for r in board.rows],
                     dtype=float)
-    fig, ax = plt.subplots(figsize=(0.62 * len(board.observations) + 3.5, 0.34 * len(board.rows) + 2.4))
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.62 * len(board.observations) + 3.5), 0.34 * len(board.rows) + 2.4))
     sns.heatmap(grid, ax=ax, vmin=0, vmax=1, cmap="viridis", annot=True, fmt=".2f", annot_kws={"fontsize": 6},
                 xticklabels=[t(o) for o in board.observations], yticklabels=[t(r) for r in board.rows],
                 cbar_kws={"label": "F1"})
     ax.tick_params(axis="x", labelrotation=60, labelsize=7)
     ax.tick_params(axis="y", labelsize=7)
-    ax.set_title(f"{board.dataset}: CE F1 per observation (mean over seeds; rows in rank order)", fontsize=10)
+    ax.grid(False)
+    ax.set_title(f"{board.dataset}: CE F1 per observation (mean over seeds)", fontsize=10)
     return _png(fig)
 
 
