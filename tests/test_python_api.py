@@ -121,7 +121,7 @@ def test_errors_are_one_line_and_say_what_to_do():
 
 def test_load_runs_one_row_per_record_with_config_metrics_and_efficiency():
     from rrgbench.record import load_records
-    from rrgbench.report.leaderboard import EFFICIENCY_COLUMNS
+    from rrgbench.report.board import EFFICIENCY_COLUMNS
 
     runs = rrgbench.load_runs(BOARD_RECORDS)
     records = load_records(BOARD_RECORDS)

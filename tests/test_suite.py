@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,23 @@ def test_shipped_suites_cover_every_model(name, seeds):
     assert no_prompts.config.sections["decoder"].n_prompts == 0
     if name == "ci-tiny.yaml":
         assert "meteor" in suite.skip
+
+
+def test_the_synthetic_suite_trains_every_generator_like_the_quickstart_run():
+    from rrgbench.config import resolve_config
+
+    planned = plan(load_suite(SUITES / "synthetic.yaml"), registry())
+    quickstart = resolve_config(registry(), "mcsam", "synthetic", {}, seed=0)  # `rrgbench run --model mcsam`
+    mcsam = next(p.config for p in planned if p.config.model == "mcsam" and p.config.seed == 0)
+    assert mcsam.fingerprint() == quickstart.fingerprint()
+    for item in planned:
+        config = item.config
+        assert (config.dataset_options.n_train, config.dataset_options.n_val, config.dataset_options.n_test,
+                config.data.batch_size) == (3600, 100, 300, 32)
+        assert config.train.epochs == (0 if config.model == "nearest-neighbor" else 9)
+    sweep = sorted(p.config.sections["memory"].size for p in planned if p.label.startswith("mcsam on")
+                   and "memory.size" in p.label)
+    assert sweep == [64, 1024] and len(planned) == 35
 
 
 def test_suite_overrides_are_soft_model_overrides_strict():
@@ -149,3 +167,71 @@ def test_an_interruption_stops_the_suite(tmp_path, monkeypatch):
     with pytest.raises(RunInterrupted):
         run_suite(suite, registry(), tmp_path, log=lambda _: None)
     assert calls == ["transformer"]
+
+
+def worker_training(reg, config, request):
+    """A stand-in for run_training in worker processes (module level, so a spawned worker can import it)."""
+    import os
+
+    import torch
+
+    from rrgbench.run.environment import plugin_code
+    from rrgbench.run.layout import create_run
+
+    if config.model == "r2gen":
+        raise RuntimeError("boom")
+    if config.model == "show-tell":
+        os._exit(9)  # a worker killed mid-run (e.g. out of memory)
+    run = create_run(request.out, config)
+    record = make_record(config.model, seed=config.seed, config=config.to_dict())
+    record.environment.plugins = plugin_code(reg, config)
+    record.environment.platform = f"pid={os.getpid()} threads={torch.get_num_threads()}"
+    request.log("trained")
+    save(run.path, record)
+    run.set_status("finished")
+    run.unlock()
+    return run
+
+
+def test_jobs_run_in_worker_processes_with_one_thread_each(tmp_path):
+    import os
+
+    from rrgbench.record import load_records
+
+    suite = parse_suite({"name": "t", "models": ["transformer", {"model": "r2gen", "seeds": [0]},
+                                                {"model": "show-tell", "seeds": [1]}], "seeds": [0, 1], "jobs": 2})
+    lines: list[str] = []
+    result = run_suite(suite, registry(), tmp_path, log=lines.append, train=worker_training)
+    assert sorted(result.finished) == ["transformer on synthetic, seed 0", "transformer on synthetic, seed 1"]
+    failed = dict(result.failed)
+    assert failed["r2gen on synthetic, seed 0"] == "RuntimeError: boom"
+    assert "exited with code 9 without a result" in failed["show-tell on synthetic, seed 1"]
+    platforms = {r.environment.platform for r in load_records(tmp_path).records}
+    assert len(platforms) == 2 and all(p.endswith("threads=1") and f"pid={os.getpid()} " not in p for p in platforms)
+    assert lines[0] == "suite 't': 4 of 4 runs to do, 2 at a time; 4 left (ETA after the first finished run)"
+    assert any(re.match(r"\[\d/4\] done in \d+ s: transformer on synthetic, seed \d; \d left, about", line)
+               for line in lines)
+    again: list[str] = []
+    second = run_suite(suite, registry(), tmp_path, log=again.append, train=worker_training, only=["trans*"])
+    assert len(second.skipped) == 2 and again[2] == "suite 't': 0 of 2 runs to do, 2 at a time; nothing left"
+
+
+def test_progress_estimates_from_finished_wall_times():
+    from rrgbench.run.suite import Progress
+
+    progress = Progress(total=5, jobs=2)
+    assert progress.eta(["a"]) == "1 left (ETA after the first finished run)"
+    progress.finished("a", 600.0)
+    progress.finished("a", 1200.0)
+    progress.finished("b", 60.0)
+    # a: 900 s (its own mean), c: 620 s (mean of all finished) -> 1,520 s over 2 jobs
+    assert progress.eta(["a", "c"]) == "2 left, about 13 min (estimated from 3 finished runs' wall times, 2 at a time)"
+    assert progress.eta([]) == "nothing left"
+
+
+def test_suite_name_and_jobs_are_checked():
+    with pytest.raises(ConfigError, match=r"suite name '\.\./x' cannot name a folder"):
+        parse_suite({"name": "../x", "models": ["transformer"]})
+    with pytest.raises(ConfigError, match="jobs: expected at least 1"):
+        parse_suite({"models": ["transformer"], "jobs": 0})
+    assert parse_suite({"models": ["transformer"], "jobs": 4}).jobs == 4

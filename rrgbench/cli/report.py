@@ -22,6 +22,9 @@ def register(sub: Any) -> None:
     board.add_argument("--runs", default="runs", help="folder searched for results.json (default runs/)")
     board.add_argument("--out", default="leaderboards", help="output folder (default leaderboards/)")
     board.add_argument("--no-plots", action="store_true", help="skip the PNG plots (and their HTML section)")
+    board.add_argument("--sort", metavar="KEY",
+                       help="column to rank by (a metric key or efficiency key; default: the dataset's headline "
+                            "metric, e.g. ce_f1_micro on synthetic, bleu_4 on real data)")
     board.add_argument("--check", action="store_true",
                        help="verify the report in --out instead of building it (exit 1 when incomplete)")
     board.add_argument("--suite", help="with --check: the suite file whose models and datasets must be present "
@@ -41,6 +44,9 @@ def register(sub: Any) -> None:
     suite.add_argument("--chexbert", metavar="PATH", help="CheXbert weights file chexbert.pth (default: the suite's "
                                                           "chexbert key)")
     suite.add_argument("--radgraph", metavar="DIR", help="RadGraph model folder (default: the suite's radgraph key)")
+    suite.add_argument("--jobs", type=int, metavar="N",
+                       help="runs at once, each in its own process with one torch thread (default: the suite "
+                            "file's jobs, else 1)")
     suite.add_argument("--dry-run", action="store_true", help="list the planned runs and exit")
     suite.add_argument("--no-progress", action="store_true", help="no progress bars")
     suite.set_defaults(handler=cmd_suite)
@@ -51,9 +57,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         return _check(args)
     from rrgbench.report.leaderboard import build_reports
 
-    reports = build_reports(Path(args.runs), Path(args.out), with_plots=not args.no_plots)
-    if not reports:
-        warn(f"no run records (results.json) found below {args.runs}")
+    reports = build_reports(Path(args.runs), Path(args.out), with_plots=not args.no_plots, sort=args.sort)
     for dataset, paths in reports.items():
         echo(f"{dataset}: wrote {len(paths)} files to {paths[0].parent}")
         for path in paths:
@@ -103,11 +107,15 @@ def cmd_suite(args: argparse.Namespace) -> int:
         for item in planned:
             echo(f"  {item.label}  [{item.config.fingerprint()}]")
         return 0
+    if args.jobs is not None and args.jobs < 1:
+        warn(f"error: --jobs must be at least 1, got {args.jobs}")
+        return 2
+    jobs = args.jobs or suite.jobs
     flags = local_files(args)  # the flags win over the suite's keys
     files = LocalFiles(chexbert=flags.chexbert or suite.chexbert, radgraph=flags.radgraph or suite.radgraph)
     result = run_suite(suite, reg, runs, leaderboard=Path(args.leaderboard), only=only,
-                       progress=not args.no_progress and sys.stderr.isatty(), log=echo, data_dir=args.data_dir,
-                       files=files)
+                       progress=jobs == 1 and not args.no_progress and sys.stderr.isatty(), log=echo,
+                       data_dir=args.data_dir, jobs=jobs, files=files)
     echo(f"suite '{suite.name}': {len(result.finished)} ran, {len(result.skipped)} already finished, "
          f"{len(result.failed)} failed, {result.seconds / 60:.1f} min")
     for label, message in result.failed:

@@ -10,7 +10,7 @@ Columns, in this order:
 * every metric: ``<key>`` (value), ``<key>_ci_low``, ``<key>_ci_high`` (95% bootstrap CI) and
   ``<key>_unavailable`` (the reason where there is no value; a metric is never 0 for want of a value);
 * the efficiency figures of the leaderboards, same names and units as their ``runs.csv``
-  (:data:`rrgbench.report.leaderboard.EFFICIENCY_COLUMNS`: ``params_m``, ``train_samples_per_s``,
+  (:data:`rrgbench.report.board.EFFICIENCY_COLUMNS`: ``params_m``, ``train_samples_per_s``,
   ``latency_ms``, ``throughput``, ``peak_memory_mib``, ``memory_share_pct``, ``memory_overhead_pct``).
 
 A value a record does not have is missing (NaN / None) in its row. Records are read with
@@ -50,7 +50,7 @@ def metric_columns(record: RunRecord) -> dict[str, Any]:
 
 def efficiency_columns(record: RunRecord) -> dict[str, float | None]:
     """The leaderboard's efficiency figures of a record (None where it has none)."""
-    from rrgbench.report.leaderboard import EFFICIENCY_COLUMNS
+    from rrgbench.report.board import EFFICIENCY_COLUMNS
 
     return {column.key: column.getter(record)[0] for column in EFFICIENCY_COLUMNS if column.getter is not None}
 
