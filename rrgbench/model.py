@@ -54,6 +54,7 @@ class ReportGenerator(nn.Module):
         self.context = context
         self.loss_weights = dict(loss_weights or {})
         self.token_table = TokenTable()
+        self.token_table_enabled = True  # False: every step queries the memory (benchmarks compare both)
 
     # -- pieces used by training and decoding -------------------------------------------------
     def visual(self, images: torch.Tensor) -> MemoryOutput:
@@ -97,7 +98,7 @@ class ReportGenerator(nn.Module):
         """True when a step's input depends on the token id alone (see the module docstring)."""
         memory = self.memory
         deterministic = not (torch.is_grad_enabled() or self.training or memory.training or self.decoder.training)
-        return deterministic and memory.position_wise and "text" in memory.applies_to
+        return self.token_table_enabled and deterministic and memory.position_wise and "text" in memory.applies_to
 
     def _all_token_inputs(self) -> torch.Tensor:
         ids = torch.arange(self.context.vocab_size, device=self._device())

@@ -39,11 +39,11 @@ def tiny_model(tiny: dict, recipe: str) -> ReportGenerator:
 @contextmanager
 def without_table(model: ReportGenerator):
     """The uncached path: every step queries the memory for every hypothesis."""
-    model.uses_token_table = lambda: False  # type: ignore[method-assign]
+    model.token_table_enabled = False
     try:
         yield
     finally:
-        del model.uses_token_table
+        model.token_table_enabled = True
 
 
 def stepped_logits(model: ReportGenerator, encoded: dict, ids: torch.Tensor) -> torch.Tensor:
