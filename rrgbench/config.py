@@ -54,8 +54,8 @@ class DataOptions:
     batch_size: int = option(16, "training batch size", min=1)
     eval_batch_size: int = option(32, "evaluation batch size", min=1)
     num_workers: int = option(0, "data loader worker processes", min=0)
-    cache_images: bool = option(False, "keep each decoded image in memory after its first load (3 bytes per pixel; "
-                                       "only with num_workers 0, whose dataset lives for the whole run)")
+    cache_images: bool = option(False, "keep each decoded image in memory after its first load (1 byte per pixel, "
+                                       "3 for colour; only with num_workers 0, whose dataset lives for the whole run)")
     allow_missing: bool = option(False, "skip studies whose images are absent (counted in results.json)")
 
 
@@ -141,7 +141,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     # No dropout: at ~1,000 steps it only slowed learning (MCSAM, same seed and schedule: validation CE
     # micro-F1 0.556 vs 0.399 after 6 epochs, test 0.638 vs 0.570) and it cost 8% of a training step.
     # Epochs 1-3 are not validated (no measured run ever selected one of them); the learning rates
-    # halve after epoch 6; decoded images stay in memory (4,000 studies x 49 KB).
+    # halve after epoch 6; decoded images stay in memory (4,000 grayscale studies x 16 KB).
     "small": {
         "model.d_model": 128,
         "encoder.backbone": "regnetx_002",

@@ -4,6 +4,8 @@ Training targets are ``bos w_1 .. w_k eos`` with ``k <= data.max_len - 1`` (trun
 only); the raw reference report travels with the batch untouched, so scoring never sees a
 truncated reference. Images: training resizes to ``train_resize``, random-crops ``image_size`` and
 (optionally) flips; evaluation resizes to ``image_size``; both normalise with ImageNet statistics.
+Grayscale files are decoded to one band, resized and cropped as such, and converted to RGB last
+(:class:`ToRGB`): the same tensors as converting first, for a third of the resizing.
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ class Batch:
         return Batch(self.ids, self.images.to(device, non_blocking=True), self.target_ids.to(device), self.reports)
 
 
+class ToRGB:
+    """PIL image -> RGB (a no-op on RGB): the transform's last geometric step for one-band grayscale inputs."""
+
+    def __call__(self, img: Any) -> Any:
+        return img if img.mode == "RGB" else img.convert("RGB")
+
+
 def image_transform(data: Any, train: bool) -> Any:
     """The protocol's image transform for training or evaluation (``data``: the run's ``DataOptions``)."""
     from torchvision import transforms as T
@@ -48,7 +57,7 @@ def image_transform(data: Any, train: bool) -> Any:
             steps.append(T.RandomHorizontalFlip())
     else:
         steps = [T.Resize((size, size))]
-    return T.Compose([*steps, T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    return T.Compose([*steps, ToRGB(), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
 def encode_target(tokenizer: Tokenizer, report: str, max_len: int) -> list[int]:
@@ -77,9 +86,9 @@ class StudyDataset(Dataset):
     def _image(self, rel: str) -> Any:
         """The decoded RGB image at ``rel``, kept in ``decoded`` (a cache shared across epochs) when one is given."""
         if self._decoded is None:
-            return load_image(self.image_root / rel)
+            return load_image(self.image_root / rel, keep_gray=True)
         if rel not in self._decoded:
-            self._decoded[rel] = load_image(self.image_root / rel)
+            self._decoded[rel] = load_image(self.image_root / rel, keep_gray=True)
         return self._decoded[rel]
 
 
