@@ -53,9 +53,10 @@ class DataOptions:
     threshold: int = option(3, "vocabulary: keep words seen at least this often in train reports", min=1)
     batch_size: int = option(16, "training batch size", min=1)
     eval_batch_size: int = option(32, "evaluation batch size", min=1)
-    num_workers: int = option(0, "data loader worker processes", min=0)
+    num_workers: int = option(-1, "data loader worker processes; -1: one per spare core (none when images are "
+                                  "cached)", min=-1)
     cache_images: bool = option(False, "keep each decoded image in memory after its first load (1 byte per pixel, "
-                                       "3 for colour; only with num_workers 0, whose dataset lives for the whole run)")
+                                       "3 for colour; only without worker processes: the dataset lives for the run)")
     allow_missing: bool = option(False, "skip studies whose images are absent (counted in results.json)")
 
 

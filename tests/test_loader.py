@@ -56,3 +56,16 @@ def test_gray_files_give_the_tensors_of_their_rgb_conversion(tmp_path: Path) -> 
                 gray = transform(load_image(path, keep_gray=True))
                 torch.manual_seed(index)
                 assert torch.equal(gray, transform(load_image(path))), (index, data, train)
+
+
+def test_default_worker_count_follows_the_cores_and_the_image_cache(monkeypatch) -> None:
+    from rrgbench.data.loader import loader_workers
+
+    auto = DataOptions()
+    assert auto.num_workers == -1
+    assert [loader_workers(auto, cores=n, processes=1) for n in (1, 2, 4, 16)] == [0, 1, 3, 15]
+    assert loader_workers(auto, cores=16, processes=8) == 1  # eight training processes share the cores
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert loader_workers(auto, cores=16) == 3
+    assert loader_workers(DataOptions(cache_images=True), cores=16) == 0  # workers could not share the cache
+    assert loader_workers(DataOptions(num_workers=5, cache_images=True), cores=2) == 5  # an explicit count wins

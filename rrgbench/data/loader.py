@@ -6,11 +6,18 @@ truncated reference. Images: training resizes to ``train_resize``, random-crops 
 (optionally) flips; evaluation resizes to ``image_size``; both normalise with ImageNet statistics.
 Grayscale files are decoded to one band, resized and cropped as such, and converted to RGB last
 (:class:`ToRGB`): the same tensors as converting first, for a third of the resizing.
+
+Worker processes (:func:`loader_workers`): ``data.num_workers``, or with the default -1 one per core this
+process can spare (``cores // local processes - 1``, e.g. 1 on 2 cores, 15 on 16 with one GPU), and none
+when decoded images are cached in memory (workers could not share that cache). Augmentation is seeded per
+sample, so the worker count never changes a result. ``benchmarks/test_bench_loader.py`` measures what one
+worker delivers on MIMIC-sized files.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +106,29 @@ def collate(items: list[tuple[str, torch.Tensor, list[int], str]], pad_id: int) 
         targets[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
     return Batch([i for i, _, _, _ in items], torch.stack([img for _, img, _, _ in items]), targets,
                  [r for _, _, _, r in items])
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def loader_workers(data: Any, cores: int | None = None, processes: int | None = None) -> int:
+    """Data-loader worker processes for ``data`` (a ``DataOptions``): see the module docstring.
+
+    ``cores`` defaults to :func:`available_cores`, ``processes`` (training processes on this machine) to
+    torchrun's ``LOCAL_WORLD_SIZE`` (1 without it).
+    """
+    if data.num_workers >= 0:
+        return data.num_workers
+    if data.cache_images:
+        return 0
+    cores = available_cores() if cores is None else cores
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if processes is None else processes
+    return max(0, cores // max(1, processes) - 1)
 
 
 def make_loader(dataset: StudyDataset, batch_size: int, shuffle: bool, num_workers: int, seed: int,

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from rrgbench.config import RunConfig
-from rrgbench.data.loader import Batch, StudyDataset, make_loader
+from rrgbench.data.loader import Batch, StudyDataset, loader_workers, make_loader
 from rrgbench.data.tokenizer import Tokenizer
 from rrgbench.errors import ConfigError, DataError
 from rrgbench.extension.plugins import Registry
@@ -104,7 +104,7 @@ class Trainer:
         self.train_module: torch.nn.Module = self.model  # the DDP wrapper in a multi-process job
         self.local_batch_size = self._local_batch_size()
         # data.cache_images: decoded images kept for the whole run (worker processes could not share it)
-        caching = config.data.cache_images and not config.data.num_workers
+        caching = config.data.cache_images and not loader_workers(config.data)
         self.decoded_images: dict[str, Any] | None = {} if caching else None
         self.writer = RunWriter(None)
         self.state = TrainState()
@@ -128,7 +128,7 @@ class Trainer:
         if train:
             dataset = SeededSamples(dataset, self.config.seed, self.state.epoch)
         size = self.local_batch_size if train else data.eval_batch_size
-        return make_loader(dataset, size, shuffle=train and indices is None, num_workers=data.num_workers,
+        return make_loader(dataset, size, shuffle=train and indices is None, num_workers=loader_workers(data),
                            seed=self.config.seed + self.state.epoch,
                            sampler=None if indices is None else list(indices))
 
