@@ -83,6 +83,11 @@ class TrainOptions:
     max_steps_per_epoch: int = option(0, "stop an epoch after this many steps (0: whole epoch)", min=0)
     checkpoint_every: int = option(0, "also checkpoint every N steps inside an epoch (0: epochs only)", min=0)
     amp: bool = option(True, "bf16 autocast on CUDA (ignored on CPU)")
+    validate_studies: int = option(0, "validate on a fixed subset of this many validation studies, the same every "
+                                      "epoch (0: all); for large splits such as MIMIC-CXR's", min=0)
+    validate_method: str = option("decode", "decoding at validation: as decode.method, or greedy (cheaper; the "
+                                            "test split is always decoded with decode.method)",
+                                  choices=("decode", "greedy"))
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ from rrgbench.run.results import (
     summary_line,
 )
 from rrgbench.run.resume import RunInterrupted, SeededSamples, StopSignals, near_misses, resolve_resume, truncate_log
-from rrgbench.run.selection import check_select_metric, validation_values
+from rrgbench.run.selection import check_select_metric, validation_method, validation_subset, validation_values
 from rrgbench.run.setup import (
     autocast,
     configure_determinism,
@@ -140,12 +140,14 @@ class Trainer:
         cap = self.config.train.max_steps_per_epoch
         return indices, min(n_batches, cap) if cap else n_batches
 
-    def decode_split(self, split: str) -> list[dict[str, str]]:
-        """Decode a split (sharded over ranks), rows in the split's study order on every rank."""
-        indices = distributed.shard_indices(len(self.source.splits[split]), self.dist, shuffle=False,
-                                            seed=self.config.seed, epoch=0)
+    def decode_split(self, split: str, subset: Sequence[int] | None = None,
+                     method: str | None = None) -> list[dict[str, str]]:
+        """Decode a split, or its studies ``subset`` (sharded over ranks), rows in study order on every rank."""
+        studies = range(len(self.source.splits[split])) if subset is None else subset
+        shard = distributed.shard_indices(len(studies), self.dist, shuffle=False, seed=self.config.seed, epoch=0)
+        indices = [studies[i] for i in shard]
         rows = decode_loader(self.model, self.loader(split, train=False, indices=indices), self.config, self.tokenizer,
-                             self.device, self.progress, on_batch=self.check_stop)
+                             self.device, self.progress, method=method, on_batch=self.check_stop)
         return distributed.gather_in_order(rows, indices)
 
     # -- the run ------------------------------------------------------------------------------
@@ -299,7 +301,8 @@ class Trainer:
         validated = epoch + 1 >= train.validate_from or epoch + 1 == train.epochs
         improved, value = False, None
         if validated:
-            rows = self.decode_split("val")
+            subset = validation_subset(len(self.source.splits["val"]), self.config)
+            rows = self.decode_split("val", subset, validation_method(self.config))
             value, values = distributed.on_main(lambda: validation_values(rows, self.config, self.source.cleaning_style,
                                                                           self.scoring))
             improved = state.improved(value)
