@@ -96,10 +96,14 @@ def _to_8bit(img: Image.Image, keep_gray: bool) -> Image.Image:
     return img.convert("RGB")
 
 
+_SIXTEEN_TO_EIGHT = ((np.arange(65536) + 128) // 257).astype(np.uint8)  # == round(v * 255 / 65535)
+
+
 def _sixteen_bit_to_gray(img: Image.Image) -> Image.Image:
-    values = np.asarray(img).astype(np.int64)
-    values = np.clip(values, 0, 65535)
-    return Image.fromarray(((values + 128) // 257).astype(np.uint8))  # == round(v * 255 / 65535)
+    values = np.asarray(img)
+    if values.dtype.kind != "u" or values.dtype.itemsize != 2:  # mode I: 32-bit signed
+        values = np.clip(values, 0, 65535)
+    return Image.fromarray(_SIXTEEN_TO_EIGHT[values])
 
 
 def _composite_on_black(img: Image.Image) -> Image.Image:
