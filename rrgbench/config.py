@@ -35,26 +35,28 @@ from rrgbench.errors import ConfigError, did_you_mean
 from rrgbench.extension import options as opt
 from rrgbench.extension.options import OptionInfo, option
 from rrgbench.extension.plugins import Registry
+from rrgbench.sizes import check_memory
 
 COMPONENT_KINDS = ("encoder", "memory", "alignment", "decoder")
 
 
 @dataclass(frozen=True)
 class ModelOptions:
-    d_model: int = option(512, "model width D shared by all components", min=8)
+    d_model: int = option(512, "model width D shared by all components", min=8, max=16_384)
 
 
 @dataclass(frozen=True)
 class DataOptions:
-    image_size: int = option(224, "side of the square image the model sees (eval: resize to this)", min=16)
-    train_resize: int = option(256, "training: resize to this, then random-crop image_size", min=16)
+    image_size: int = option(224, "side of the square image the model sees (eval: resize to this)", min=16,
+                             max=4096)
+    train_resize: int = option(256, "training: resize to this, then random-crop image_size", min=16, max=4096)
     flip: bool = option(True, "training: random horizontal flip")
-    max_len: int = option(60, "maximum target length in tokens for training and decoding", min=2)
+    max_len: int = option(60, "maximum target length in tokens for training and decoding", min=2, max=4096)
     threshold: int = option(3, "vocabulary: keep words seen at least this often in train reports", min=1)
-    batch_size: int = option(16, "training batch size", min=1)
-    eval_batch_size: int = option(32, "evaluation batch size", min=1)
+    batch_size: int = option(16, "training batch size", min=1, max=65_536)
+    eval_batch_size: int = option(32, "evaluation batch size", min=1, max=65_536)
     num_workers: int = option(-1, "data loader worker processes; -1: one per spare core (none when images are "
-                                  "cached)", min=-1)
+                                  "cached)", min=-1, max=512)
     cache_images: bool = option(False, "keep each decoded image in memory after its first load (1 byte per pixel, "
                                        "3 for colour; only without worker processes: the dataset lives for the run)")
     allow_missing: bool = option(False, "skip studies whose images are absent (counted in results.json)")
@@ -62,16 +64,16 @@ class DataOptions:
 
 @dataclass(frozen=True)
 class TrainOptions:
-    epochs: int = option(30, "training epochs", min=0)
-    lr_visual: float = option(5e-5, "learning rate of the visual extractor (encoder)", min=0.0)
-    lr: float = option(1e-4, "learning rate of every other parameter", min=0.0)
+    epochs: int = option(30, "training epochs", min=0, max=1_000_000)
+    lr_visual: float = option(5e-5, "learning rate of the visual extractor (encoder)", min=0.0, max=10.0)
+    lr: float = option(1e-4, "learning rate of every other parameter", min=0.0, max=10.0)
     weight_decay: float = option(5e-5, "Adam weight decay", min=0.0)
     amsgrad: bool = option(True, "use AMSGrad")
     beta1: float = option(0.9, "Adam beta1", min=0.0, max=1.0)
     beta2: float = option(0.999, "Adam beta2", min=0.0, max=1.0)
     eps: float = option(1e-8, "Adam epsilon (torch's default; R2GenCMN's trainer uses 1e-9)", min=0.0)
     step_size: int = option(50, "StepLR: decay the learning rates every this many epochs", min=1)
-    gamma: float = option(0.1, "StepLR decay factor", min=0.0)
+    gamma: float = option(0.1, "StepLR decay factor", min=0.0, max=10.0)
     clip_value: float = option(0.1, "clip each gradient value to +-this (0 disables)", min=0.0)
     clip_norm: float = option(0.0, "clip the global gradient norm to this (0 disables)", min=0.0)
     select_metric: str = option("bleu_4", "validation metric used to select the checkpoint (never test)")
@@ -93,8 +95,8 @@ class TrainOptions:
 @dataclass(frozen=True)
 class DecodeOptions:
     method: str = option("beam", "decoding method", choices=("beam", "greedy"))
-    beam_size: int = option(3, "beam width", min=1)
-    max_len: int = option(0, "maximum generated tokens (0: data.max_len)", min=0)
+    beam_size: int = option(3, "beam width", min=1, max=512)
+    max_len: int = option(0, "maximum generated tokens (0: data.max_len)", min=0, max=4096)
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,9 @@ class LossOptions:
 @dataclass(frozen=True)
 class ScoringOptions:
     labeler: str = option("chexpert-rules", "labeler of the clinical-efficacy metrics (rrgbench list labelers)")
-    uncertain: str = option("r2gen", "uncertain-label mapping: r2gen (only 1 is positive) or chexbert (1 and -1 "
-                                     "positive, f1chexbert's own)", choices=("r2gen", "chexbert"))
+    uncertain: str = option("auto", "uncertain-label mapping: auto (the labeler's own: r2gen for chexpert-rules, "
+                                    "chexbert for chexbert), r2gen (only 1 is positive) or chexbert (1 and -1 "
+                                    "positive, f1chexbert's own)", choices=("auto", "r2gen", "chexbert"))
     skip: list[str] = option([], "metric keys not computed (recorded as unavailable with this reason, never as 0)")
     resamples: int = option(1000, "bootstrap resamples of the 95% CIs", min=1, max=1_000_000)
     bootstrap_seed: int = option(0, "seed of the bootstrap resampling", min=0)
@@ -380,8 +383,8 @@ def resolve_config(
 
     ``overrides`` are the command-line flags (``--set``), the strongest layer.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ConfigError(f"seed must be an integer from 0 to {2**32 - 1}, got {seed!r}")
     components = components_of(registry, model)
     schemas = schemas_for(registry, components, dataset)
     profile = profile_of(registry, dataset, profile)
@@ -396,8 +399,10 @@ def resolve_config(
                 for name, schema in schemas.items()}
     kept = {"suite": applicable(registry, model, dataset, suite_overrides or {}), "file": dict(file_overrides or {}),
             "flag": dict(overrides or {})}
-    return RunConfig(model=model, dataset=dataset, profile=profile, seed=seed, components=components,
-                     sections=sections, overrides={k: v for k, v in kept.items() if v}, sources=sources)
+    config = RunConfig(model=model, dataset=dataset, profile=profile, seed=seed, components=components,
+                       sections=sections, overrides={k: v for k, v in kept.items() if v}, sources=sources)
+    check_memory(config)  # sizes each allowed but together absurd (rrgbench.sizes)
+    return config
 
 
 def _where(section: str, components: Mapping[str, str], dataset: str) -> str:

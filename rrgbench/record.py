@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rrgbench.errors import DataError
+from rrgbench.errors import ConfigError, DataError
+from rrgbench.outputs import safe_name
 
 SCHEMA_VERSION = 2
 RESULTS_FILE = "results.json"
@@ -284,6 +285,10 @@ class RunRecord:
             raise DataError(f"not a valid run record: {exc}") from None
         if record.kind not in KINDS:
             raise DataError(f"{where}: kind must be one of {', '.join(KINDS)}, got {record.kind!r}")
+        try:
+            safe_name(record.dataset, "dataset")  # reports make a folder of it
+        except ConfigError as exc:
+            raise DataError(f"{where}: {exc}") from None
         return record
 
 

@@ -53,6 +53,15 @@ def tiny() -> dict[str, object]:
 
 
 @pytest.fixture
+def no_metric_weights(monkeypatch, tmp_path):
+    """No RadGraph model and no CheXbert weights anywhere (so the optional metrics are unavailable)."""
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    monkeypatch.setenv("RRGBENCH_RADGRAPH", str(empty))
+    monkeypatch.setenv("RRGBENCH_CHEXBERT", str(empty / "chexbert.pth"))
+
+
+@pytest.fixture
 def fresh_plugins():
     """A fresh plugin host for the test, restored afterwards."""
     from rrgbench.extension import plugins

@@ -84,13 +84,18 @@ def test_load_latest_without_checkpoints_and_with_only_broken_ones(tmp_path):
         load_latest(tmp_path / "last.pt")
 
 
-def test_link_checkpoint_copies_payload_and_updates_metadata(tmp_path):
-    from rrgbench.run.checkpoint import link_checkpoint
+def test_copy_checkpoint_copies_payload_and_updates_metadata(tmp_path):
+    import os
+
+    from rrgbench.run.checkpoint import copy_checkpoint
 
     save_checkpoint(tmp_path / "last.pt", {"w": torch.arange(3)}, {"name": "last", "step": 7})
-    link_checkpoint(tmp_path / "last.pt", tmp_path / "best.pt", name="best")
+    copy_checkpoint(tmp_path / "last.pt", tmp_path / "best.pt", name="best")
     payload, meta = load_checkpoint(tmp_path / "best.pt")
     assert meta["name"] == "best" and meta["step"] == 7 and torch.equal(payload["w"], torch.arange(3))
+    assert os.stat(tmp_path / "best.pt").st_ino != os.stat(tmp_path / "last.pt").st_ino  # a copy, not a link
+    (tmp_path / "last.pt").write_bytes(b"\x00" + (tmp_path / "last.pt").read_bytes()[1:])  # damage last in place
+    assert torch.equal(load_checkpoint(tmp_path / "best.pt")[0]["w"], torch.arange(3))
     save_checkpoint(tmp_path / "last.pt", {"w": torch.zeros(3)}, {"name": "last", "step": 8}, keep_previous=True)
     assert torch.equal(load_checkpoint(tmp_path / "best.pt")[0]["w"], torch.arange(3))  # unaffected
 

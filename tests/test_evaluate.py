@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 from conftest import TINY
 
 from rrgbench.cli import main
+from rrgbench.record import SCHEMA_FILE
 
 FAST = {**TINY, "encoder.backbone": "test_resnet", "decode.max_len": 12}
 
@@ -41,8 +43,10 @@ def test_evaluate_rebuilds_the_model_and_reproduces_the_run(trained, tmp_path, c
     [record_file] = list(tmp_path.rglob("results.json"))
     run = record_file.parent
     record, original = _read(record_file), _read(trained / "results.json")
-    assert set(record) == set(original) | {"evaluated_from"}
-    assert record["evaluated_from"] == str(best.resolve())
+    jsonschema.validate(record, _read(SCHEMA_FILE))
+    assert (record["kind"], original["kind"]) == ("evaluation", "training")
+    assert record["evaluated_from"] == str(best.resolve()) and original["evaluated_from"] is None
+    assert record["studies"] == original["studies"]
     assert record["protocol"]["evaluation"]["sha256"] == _read(best.with_suffix(".json"))["sha256"]
     assert record["metrics"] == original["metrics"]
     assert (run / "predictions.jsonl").read_bytes() == (trained / "predictions.jsonl").read_bytes()

@@ -43,13 +43,7 @@ def _jsonl(path: Path, rows: dict[str, str]) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def no_weights(monkeypatch, tmp_path):
-    """No RadGraph model and no CheXbert weights anywhere (so the optional metrics are unavailable)."""
-    empty = tmp_path / "no-weights"
-    empty.mkdir()
-    monkeypatch.setenv("RRGBENCH_RADGRAPH", str(empty))
-    monkeypatch.setenv("RRGBENCH_CHEXBERT", str(empty / "chexbert.pth"))
+pytestmark = pytest.mark.usefixtures("no_metric_weights")
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from rrgbench.extension.options import option
 
 @dataclass(frozen=True)
 class LSTMDecoderOptions:
-    hidden: int = option(512, "LSTM hidden size", min=1)
-    layers: int = option(1, "stacked LSTM layers", min=1)
+    hidden: int = option(512, "LSTM hidden size", min=1, max=65_536)
+    layers: int = option(1, "stacked LSTM layers", min=1, max=256)
     dropout: float = option(0.5, "dropout on the inputs and outputs of the LSTM (and between layers)",
                             min=0.0, max=1.0)
     image_feed: str = option("input", "how the pooled image enters: as the first LSTM input (Vinyals et al.) "

@@ -83,17 +83,20 @@ def rrgbench_register_metrics(register):
     register("nlg", "rrgbench_builtins.metrics:nlg", keys=NLG_KEYS,
              description="pycocoevalcap BLEU-1..4, METEOR (Java), ROUGE-L, CIDEr-D on cleaned, untruncated text")
     register("clinical", "rrgbench_builtins.metrics:clinical", keys=CE_KEYS,
+             preflight="rrgbench_builtins.metrics:clinical_preflight",
              description="CheXpert-label precision/recall/F1 (micro, macro, 14 and 5 observations) of the "
                          "generated vs the reference reports, with the run's labeler")
     register("radgraph", "rrgbench_builtins.metrics:radgraph", keys=RADGRAPH_KEYS,
+             preflight="rrgbench_builtins.metrics:radgraph_preflight",
              description="RadGraph F1 (radgraph package; model folder via $RRGBENCH_RADGRAPH): partial "
                          "(radgraph_f1), simple and complete rewards")
 
 
 @hookimpl
 def rrgbench_register_labelers(register):
-    register("chexpert-rules", "rrgbench_builtins.metrics:chexpert_rules", options=NoOptions,
+    register("chexpert-rules", "rrgbench_builtins.metrics:chexpert_rules", options=NoOptions, uncertain="r2gen",
              description="offline rule-based CheXpert-style labeler (CheXpert phrase lists, NegBio patterns)")
-    register("chexbert", "rrgbench_builtins.metrics:chexbert", options=ChexbertOptions,
-             description="CheXbert via f1chexbert, offline: chexbert.pth via option checkpoint or "
-                         "$RRGBENCH_CHEXBERT, bert-base-uncased tokenizer via option bert")
+    register("chexbert", "rrgbench_builtins.metrics:chexbert", options=ChexbertOptions, uncertain="chexbert",
+             description="CheXbert via f1chexbert, offline: chexbert.pth via --chexbert PATH (option checkpoint) "
+                         "or $RRGBENCH_CHEXBERT, bert-base-uncased tokenizer next to it or via option bert; "
+                         "uncertain counts as positive, as in f1chexbert")

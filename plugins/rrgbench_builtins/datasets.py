@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rrgbench.data.annotation import read_annotation
@@ -10,6 +9,8 @@ from rrgbench.data.prepare import PREPARED_INFO
 from rrgbench.data.source import DatasetSource, cache_dir, data_dir_for
 from rrgbench.data.synthetic_spec import SyntheticSpec
 from rrgbench.data.validation import validate_studies
+from rrgbench.errors import DataError
+from rrgbench.io import read_json
 from rrgbench_builtins.schemas import AnnotationDatasetOptions
 
 
@@ -31,7 +32,11 @@ def image_root_of(folder: Path, image_dir: str) -> Path:
         return folder / image_dir
     recorded = folder / PREPARED_INFO
     if recorded.is_file():
-        return Path(json.loads(recorded.read_text(encoding="utf-8"))["image_root"])
+        info = read_json(recorded, "prepared-data record")
+        root = info.get("image_root") if isinstance(info, dict) else None
+        if not isinstance(root, str) or not root:
+            raise DataError(f"{recorded}: no 'image_root' folder name in it; rerun rrgbench data prepare")
+        return Path(root)
     return folder / "images"
 
 

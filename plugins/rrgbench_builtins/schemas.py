@@ -20,12 +20,13 @@ class TimmEncoderOptions:
 
 @dataclass(frozen=True)
 class TransformerDecoderOptions:
-    layers: int = option(3, "decoder layers", min=1)
-    encoder_layers: int = option(3, "Transformer encoder layers over the visual tokens", min=0)
-    heads: int = option(8, "attention heads", min=1)
-    d_ff: int = option(512, "feed-forward width", min=1)
+    layers: int = option(3, "decoder layers", min=1, max=256)
+    encoder_layers: int = option(3, "Transformer encoder layers over the visual tokens", min=0, max=256)
+    heads: int = option(8, "attention heads", min=1, max=1024)
+    d_ff: int = option(512, "feed-forward width", min=1, max=262_144)
     dropout: float = option(0.1, "dropout", min=0.0, max=1.0)
-    n_prompts: int = option(0, "learnable prompt (memory) tokens attended by every position", min=0)
+    n_prompts: int = option(0, "learnable prompt (memory) tokens attended by every position", min=0,
+                            max=65_536)
     semantic_mode: str = option("add", "how alignment embeddings enter: add to word embeddings, or attend",
                                 choices=("add", "attend"))
 

@@ -18,9 +18,11 @@ from rrgbench.extension.options import option
 
 @dataclass(frozen=True)
 class CMNMemoryOptions:
-    size: int = option(2048, "memory slots N_m (R2GenCMN cmm_size); slot width = model.d_model", min=1)
-    topk: int = option(32, "slots kept per head and query; softmax runs over the kept scores only", min=1)
-    heads: int = option(8, "query heads; each head selects its own top-k slots", min=1)
+    size: int = option(2048, "memory slots N_m (R2GenCMN cmm_size); slot width = model.d_model", min=1,
+                       max=4_194_304)
+    topk: int = option(32, "slots kept per head and query; softmax runs over the kept scores only", min=1,
+                       max=65_536)
+    heads: int = option(8, "query heads; each head selects its own top-k slots", min=1, max=1024)
     dropout: float = option(0.1, "dropout on the retrieval weights (R2GenCMN: 0.1)", min=0.0, max=1.0)
 
 

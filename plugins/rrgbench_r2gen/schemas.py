@@ -10,13 +10,13 @@ from rrgbench.extension.options import option
 
 @dataclass(frozen=True)
 class R2GenDecoderOptions:
-    layers: int = option(3, "decoder layers (each with three MCLN sublayers)", min=1)
-    encoder_layers: int = option(3, "Transformer encoder layers over the visual tokens", min=0)
-    heads: int = option(8, "attention heads of the encoder and decoder", min=1)
-    d_ff: int = option(512, "feed-forward width", min=1)
+    layers: int = option(3, "decoder layers (each with three MCLN sublayers)", min=1, max=256)
+    encoder_layers: int = option(3, "Transformer encoder layers over the visual tokens", min=0, max=256)
+    heads: int = option(8, "attention heads of the encoder and decoder", min=1, max=1024)
+    d_ff: int = option(512, "feed-forward width", min=1, max=262_144)
     dropout: float = option(0.1, "dropout (also inside the relational memory's attention)", min=0.0, max=1.0)
-    rm_slots: int = option(3, "relational memory slots (each of width d_model)", min=1)
-    rm_heads: int = option(8, "attention heads of the relational memory", min=1)
+    rm_slots: int = option(3, "relational memory slots (each of width d_model)", min=1, max=4096)
+    rm_heads: int = option(8, "attention heads of the relational memory", min=1, max=1024)
 
 
 # R2Gen's published settings (IU X-Ray script: StepLR 50 / 0.1). Dataset protocol defaults (max length,

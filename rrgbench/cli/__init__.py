@@ -1,8 +1,10 @@
 """The ``rrgbench`` command line: argument parsing and terminal output only.
 
 Each sub-command lives in its own module of this package with ``register(subparsers)``; the handler
-calls ordinary functions of rrgbench (everything is usable from a notebook). A user error is printed
-as one line, ``error: ...``, with a non-zero exit code; ``--debug`` shows the traceback. Heavy
+calls ordinary functions of rrgbench (everything is usable from a notebook). :func:`main` is the one error
+boundary: a user error, and any other failure (disk full, permissions, encodings, memory, an exception in a
+plugin's code: :mod:`rrgbench.cli.failure`), is printed as one line, ``error: ...``, with a non-zero exit
+code; ``--debug`` shows the traceback. Heavy
 modules (torch, metrics) are imported inside handlers so ``rrgbench --help`` and ``list`` stay fast.
 """
 
@@ -64,3 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         warn("interrupted")
         return 130
+    except Exception as exc:  # the error boundary: one line, never a traceback (--debug: raise)
+        if args.debug:
+            raise
+        from rrgbench.cli.failure import describe
+
+        message, code = describe(exc)
+        warn(f"error: {message}")
+        return code

@@ -21,12 +21,14 @@ def register(sub: Any) -> None:
     mimic.add_argument("--section", default="findings", choices=("findings", "impression", "findings+impression"),
                        help="report section(s) to keep (default findings, as R2Gen)")
     mimic.add_argument("--out", required=True, type=Path, help="output folder (annotation.json)")
+    mimic.add_argument("--force", action="store_true", help="replace an annotation.json prepare did not write")
     mimic.set_defaults(handler=cmd_prepare_mimic)
     iu = kinds.add_parser("iu-xray", help="from the Open-i XML reports and PNG images")
     iu.add_argument("--reports", required=True, type=Path, help="ecgen-radiology/ folder of XML reports")
     iu.add_argument("--images", required=True, type=Path, help="folder of Open-i PNGs")
     iu.add_argument("--seed", type=int, default=42, help="seed of the 7:1:2 split by study (default 42)")
     iu.add_argument("--out", required=True, type=Path, help="output folder (annotation.json)")
+    iu.add_argument("--force", action="store_true", help="replace an annotation.json prepare did not write")
     iu.set_defaults(handler=cmd_prepare_iu)
     check = actions.add_parser("validate", help="check a data folder (every problem, one pass) without training")
     check.add_argument("dataset", choices=("iu-xray", "mimic-cxr"))
@@ -38,7 +40,8 @@ def register(sub: Any) -> None:
 def cmd_prepare_mimic(args: argparse.Namespace) -> int:
     from rrgbench.data.prepare import prepare_mimic_cxr
 
-    summary = prepare_mimic_cxr(args.reports, args.images, args.split_csv, args.out, section=args.section)
+    summary = prepare_mimic_cxr(args.reports, args.images, args.split_csv, args.out, section=args.section,
+                                force=args.force)
     echo(summary.format())
     return 0
 
@@ -46,7 +49,7 @@ def cmd_prepare_mimic(args: argparse.Namespace) -> int:
 def cmd_prepare_iu(args: argparse.Namespace) -> int:
     from rrgbench.data.prepare import prepare_iu_xray
 
-    summary = prepare_iu_xray(args.reports, args.images, args.out, seed=args.seed)
+    summary = prepare_iu_xray(args.reports, args.images, args.out, seed=args.seed, force=args.force)
     echo(summary.format())
     return 0
 

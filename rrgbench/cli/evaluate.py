@@ -42,9 +42,11 @@ def register(sub: Any) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from rrgbench.extension.plugins import registry
+    from rrgbench.outputs import runs_root
     from rrgbench.run.evaluate import evaluate_checkpoint
     from rrgbench.run.request import RunRequest
 
+    runs_root(Path(args.out))
     overrides = overrides_from(args)
     request = RunRequest(data_dir=args.data_dir, out=Path(args.out), device=args.device,
                          progress=not args.no_progress and sys.stderr.isatty(), log=echo, files=local_files(args))

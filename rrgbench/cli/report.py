@@ -38,6 +38,9 @@ def register(sub: Any) -> None:
     suite.add_argument("--only", action="append", default=[], metavar="PATTERN",
                        help="run only models matching these glob patterns (comma-separated, repeatable)")
     suite.add_argument("--data-dir", help="data folder for real datasets (as rrgbench run --data-dir)")
+    suite.add_argument("--chexbert", metavar="PATH", help="CheXbert weights file chexbert.pth (default: the suite's "
+                                                          "chexbert key)")
+    suite.add_argument("--radgraph", metavar="DIR", help="RadGraph model folder (default: the suite's radgraph key)")
     suite.add_argument("--dry-run", action="store_true", help="list the planned runs and exit")
     suite.add_argument("--no-progress", action="store_true", help="no progress bars")
     suite.set_defaults(handler=cmd_suite)
@@ -83,11 +86,15 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
+    from rrgbench.cli.run import local_files
     from rrgbench.extension.plugins import registry
+    from rrgbench.outputs import safe_name
+    from rrgbench.run.results import LocalFiles
     from rrgbench.run.suite import load_suite, plan, run_suite
 
     reg = registry()
     suite = load_suite(Path(args.file))
+    safe_name(suite.name, f"{args.file}: suite name")  # it names the runs folder runs/suite-<name>
     only = split_list(args.only)
     runs = Path(args.runs or f"runs/suite-{suite.name}")
     planned = plan(suite, reg, only)  # validates every configuration before anything heavy runs
@@ -96,8 +103,11 @@ def cmd_suite(args: argparse.Namespace) -> int:
         for item in planned:
             echo(f"  {item.label}  [{item.config.fingerprint()}]")
         return 0
+    flags = local_files(args)  # the flags win over the suite's keys
+    files = LocalFiles(chexbert=flags.chexbert or suite.chexbert, radgraph=flags.radgraph or suite.radgraph)
     result = run_suite(suite, reg, runs, leaderboard=Path(args.leaderboard), only=only,
-                       progress=not args.no_progress and sys.stderr.isatty(), log=echo, data_dir=args.data_dir)
+                       progress=not args.no_progress and sys.stderr.isatty(), log=echo, data_dir=args.data_dir,
+                       files=files)
     echo(f"suite '{suite.name}': {len(result.finished)} ran, {len(result.skipped)} already finished, "
          f"{len(result.failed)} failed, {result.seconds / 60:.1f} min")
     for label, message in result.failed:

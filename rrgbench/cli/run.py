@@ -114,8 +114,10 @@ def resolve_configs(reg: Any, args: argparse.Namespace) -> list[Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from rrgbench.extension.plugins import registry
+    from rrgbench.outputs import runs_root
 
     reg = registry()
+    runs_root(Path(args.out))
     configs = resolve_configs(reg, args)  # all validated before anything heavy is imported
     from rrgbench.run import distributed
     from rrgbench.run.loop import RunRequest, run_training

@@ -7,7 +7,8 @@
   (:mod:`rrgbench.scoring.compare`).
 
 ``--chexbert PATH`` and ``--radgraph DIR`` say where the CheXbert weights and the RadGraph model
-folder are.
+folder are. An ``--out`` never replaces an input, a run folder or a file the command did not write, unless
+``--force`` (:mod:`rrgbench.outputs`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from rrgbench.cli import echo, split_list
 from rrgbench.cli.run import local_files
 
-_MAPPINGS = ("r2gen", "chexbert")
+_MAPPINGS = ("auto", "r2gen", "chexbert")
 
 
 def register(sub: Any) -> None:
@@ -38,7 +39,8 @@ def _scoring_options(parser: argparse.ArgumentParser, labeler_default: str | Non
                         help="labeler for clinical-efficacy metrics (rrgbench list labelers)"
                              + (f"; default {labeler_default}" if labeler_default else "; default: run A's"))
     parser.add_argument("--uncertain", choices=_MAPPINGS, default=None,
-                        help="uncertain-label mapping: r2gen (only 1 positive) or chexbert (1 and -1); default r2gen "
+                        help="uncertain-label mapping: auto (the labeler's own: r2gen for chexpert-rules, chexbert "
+                             "for chexbert), r2gen (only 1 positive) or chexbert (1 and -1); default auto "
                              "(compare: run A's)")
     parser.add_argument("--skip", action="append", default=[], metavar="METRIC",
                         help="do not compute this metric key (e.g. meteor); recorded as unavailable, never as 0")
@@ -60,6 +62,8 @@ def _register_score(sub: Any) -> None:
     cmd.add_argument("--column", default="report", help="text column of both files (default report)")
     cmd.add_argument("--allow-partial", action="store_true",
                      help="score the common ids when some are missing or extra (recorded in the protocol)")
+    cmd.add_argument("--force", action="store_true",
+                     help="write into an existing folder that is not an earlier score output (its files are kept)")
     _scoring_options(cmd, "chexpert-rules")
     cmd.set_defaults(handler=cmd_score)
 
@@ -74,6 +78,7 @@ def _register_label(sub: Any) -> None:
                      help="labeler option, e.g. --set checkpoint=/models/chexbert.pth (rrgbench list labelers "
                           "--options)")
     cmd.add_argument("--chexbert", metavar="PATH", help="CheXbert weights file chexbert.pth (for --labeler chexbert)")
+    cmd.add_argument("--force", action="store_true", help="replace an existing --out file that is not a label CSV")
     cmd.set_defaults(handler=cmd_label)
 
 
@@ -88,23 +93,19 @@ def _register_compare(sub: Any) -> None:
     cmd.add_argument("--seeds", action="store_true",
                      help="instead: mean ± std (n) over the runs below each folder, from their results.json")
     cmd.add_argument("--out", metavar="FILE", help="also write the table as JSON")
+    cmd.add_argument("--force", action="store_true", help="replace an existing --out file that is not a comparison")
     _scoring_options(cmd, None)
     cmd.set_defaults(handler=cmd_compare)
 
 
 def _context(args: argparse.Namespace, labeler: str, uncertain: str) -> Any:
-    from rrgbench.errors import ConfigError
     from rrgbench.extension.plugins import registry
     from rrgbench.scoring.engine import ScoringContext
 
-    if args.resamples < 1:
-        raise ConfigError(f"--resamples must be at least 1, got {args.resamples}")
-    reg = registry()
-    reg.get("labeler", labeler)  # unknown name: one-line error with suggestions, before any scoring
     files = local_files(args)
     return ScoringContext(labeler=labeler, uncertain=uncertain, n_resamples=args.resamples, seed=args.seed,
-                          registry=reg, skip=frozenset(split_list(args.skip)), chexbert=files.chexbert,
-                          radgraph=files.radgraph)
+                          registry=registry(), skip=frozenset(split_list(args.skip)), chexbert=files.chexbert,
+                          radgraph=files.radgraph).check()  # one-line errors before any scoring
 
 
 def _metric_line(key: str, entry: Any) -> str:
@@ -116,12 +117,14 @@ def _metric_line(key: str, entry: Any) -> str:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from rrgbench.scoring.engine import preflight
     from rrgbench.scoring.external import ExternalRequest, score_external
 
-    context = _context(args, args.labeler, args.uncertain or "r2gen")
+    context = _context(args, args.labeler, args.uncertain or "auto")
+    preflight(context, given_files_only=True)  # a --chexbert / --radgraph file that cannot work fails at once
     request = ExternalRequest(predictions=Path(args.predictions), references=Path(args.references),
                               out=Path(args.out), name=args.name, dataset=args.dataset, clean=args.clean,
-                              allow_partial=args.allow_partial, text_column=args.column)
+                              allow_partial=args.allow_partial, text_column=args.column, force=args.force)
     record = score_external(request, context)
     matching = (record.protocol.external or {})["matching"]
     echo(f"{record.model} on {record.dataset}: {matching['studies']} studies"
@@ -142,7 +145,7 @@ def cmd_label(args: argparse.Namespace) -> int:
     if args.chexbert:
         options["checkpoint"] = str(Path(args.chexbert).expanduser())
     labeler = build_labeler(None, args.labeler, options)
-    count = label_file(labeler, args.input, args.out, args.column)
+    count = label_file(labeler, args.input, args.out, args.column, force=args.force)
     echo(f"labelled {count} reports with {labeler.name}: {args.out}")
     return 0
 
@@ -171,24 +174,50 @@ def cmd_compare(args: argparse.Namespace) -> int:
         single_run,
     )
 
+    out = _compare_out(args)
     if args.seeds:
         summaries = {args.run_a: aggregate_seeds(load_records(args.run_a)),
                      args.run_b: aggregate_seeds(load_records(args.run_b))}
         echo(format_seeds(summaries))
-        if args.out:
-            write_json(Path(args.out), {label: {k: list(v) for k, v in s.items()} for label, s in summaries.items()})
+        if out:
+            write_json(out, {label: {k: list(v) for k, v in s.items()} for label, s in summaries.items()})
         return 0
     run_a, run_b = single_run(args.run_a), single_run(args.run_b)
     recorded = _recorded_settings(run_a.path)
     context = _context(args, args.labeler or recorded.get("labeler") or "chexpert-rules",
-                       args.uncertain or recorded.get("uncertain") or "r2gen")
+                       args.uncertain or recorded.get("uncertain") or "auto")
     rows = compare_runs(run_a, run_b, context, metrics=split_list(args.metrics) or None, test=args.test,
                         n_resamples=args.resamples, seed=args.seed)
     echo(f"A: {run_a.path}\nB: {run_b.path}\n{len(run_a.ids)} studies, {args.test} test, {args.resamples} "
-         f"resamples, labeler {context.labeler} ({context.uncertain}); delta = A - B")
+         f"resamples, labeler {context.labeler} ({context.uncertain_mapping()}); delta = A - B")
     echo(format_comparison(rows))
-    if args.out:
-        write_json(Path(args.out), {"a": str(run_a.path), "b": str(run_b.path), "test": args.test,
-                                    "resamples": args.resamples, "seed": args.seed, "labeler": context.labeler,
-                                    "uncertain": context.uncertain, "rows": rows_as_json(rows)})
+    if out:
+        write_json(out, {"a": str(run_a.path), "b": str(run_b.path), "test": args.test,
+                         "resamples": args.resamples, "seed": args.seed, "labeler": context.labeler,
+                         "uncertain": context.uncertain_mapping(), "rows": rows_as_json(rows)})
     return 0
+
+
+def _compare_out(args: argparse.Namespace) -> Path | None:
+    """``--out`` checked before any work: not a folder, not inside run A or B, not a foreign file unless --force."""
+    from rrgbench.outputs import output_file
+
+    if not args.out:
+        return None
+    return output_file(Path(args.out), [Path(args.run_a), Path(args.run_b)], force=args.force,
+                       ours=_is_comparison, what="comparison JSON")
+
+
+def _is_comparison(path: Path) -> bool:
+    """An earlier ``compare --out``: the paired table (a, b, test, rows) or the --seeds summaries."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(data, dict) or not data:
+        return False
+    if {"a", "b", "test", "rows"} <= set(data):
+        return True
+    return all(isinstance(v, dict) and all(isinstance(x, list) for x in v.values()) for v in data.values())

@@ -3,13 +3,16 @@
 Each function reads the raw release, writes ``out_dir/annotation.json`` with ``write_annotation`` and
 returns a ``PrepareSummary`` (it prints nothing). Images are never copied: ``image_path`` entries are paths
 relative to the ``images_dir`` given, which becomes the dataset's image root (recorded in
-``out_dir/rrgbench.json``, where the ``iu-xray``/``mimic-cxr`` datasets find it).
+``out_dir/rrgbench.json``, where the ``iu-xray``/``mimic-cxr`` datasets find it). An ``annotation.json``
+already in ``out_dir`` that this module did not write (no ``rrgbench.json`` beside it: R2Gen's own file,
+say) is never replaced unless ``force``.
 
 MIMIC-CXR (``prepare_mimic_cxr``), R2Gen's MIMIC format, one entry per image:
 
 - reports ``<reports_dir>/files/p10/p10000032/s50414267.txt`` (or the same without ``files/``), images
   from MIMIC-CXR-JPG ``<images_dir>/files/p10/p10000032/s50414267/<dicom_id>.jpg`` (or without ``files/``),
   and ``mimic-cxr-2.0.0-split.csv`` (columns dicom_id, study_id, subject_id, split);
+- the three ids must be plain names (letters, digits, ``-``, ``_``; they become file and folder names);
 - entry ``id`` is the dicom_id, ``split`` maps train/validate/test to train/val/test; the entries of one
   study share its report. (R2Gen's files also carry study_id/subject_id; ``write_annotation`` writes the
   standard fields only.)
@@ -53,6 +56,7 @@ from rrgbench.data.annotation import write_annotation
 from rrgbench.data.studies import SPLITS, Study
 from rrgbench.errors import ConfigError, DataError, did_you_mean
 from rrgbench.io import write_json
+from rrgbench.outputs import check_creatable
 
 SECTIONS = ("findings", "impression", "findings+impression")
 MIMIC_SPLITS = {"train": "train", "validate": "val", "test": "test"}
@@ -142,6 +146,19 @@ class _MimicRow:
     split: str
 
 
+_PLAIN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def _check_out(out_dir: Path, force: bool) -> None:
+    """Refuse an output folder that cannot be written, or whose annotation.json prepare did not write."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"--out {out_dir} is a file; give a folder for annotation.json")
+    check_creatable(out_dir / ANNOTATION_NAME, "--out")
+    if (out_dir / ANNOTATION_NAME).exists() and not (out_dir / PREPARED_INFO).is_file() and not force:
+        raise DataError(f"--out {out_dir} already holds an {ANNOTATION_NAME} that rrgbench data prepare did not "
+                        "write; choose another folder, or pass --force to replace it")
+
+
 def _require_dir(path: Path, what: str) -> None:
     if not path.is_dir():
         raise DataError(f"{what} {path} does not exist or is not a folder")
@@ -178,6 +195,10 @@ def _mimic_row(path: Path, line: int, row: dict[str, str]) -> _MimicRow:
     empty = [name for name, value in values.items() if not value]
     if empty:
         raise DataError(f"{path}: line {line}: empty {', '.join(empty)}")
+    odd = [name for name in MIMIC_COLUMNS[:3] if not _PLAIN_ID.match(values[name])]
+    if odd:
+        raise DataError(f"{path}: line {line}: {odd[0]} {values[odd[0]]!r} is not a plain id (letters, digits, - "
+                        "and _)")
     split = MIMIC_SPLITS.get(values["split"])
     if split is None:
         known = ", ".join(MIMIC_SPLITS)
@@ -224,11 +245,13 @@ def _mimic_reports(
 
 
 def prepare_mimic_cxr(
-    reports_dir: Path, images_dir: Path, split_csv: Path, out_dir: Path, section: str = "findings"
+    reports_dir: Path, images_dir: Path, split_csv: Path, out_dir: Path, section: str = "findings",
+    force: bool = False,
 ) -> PrepareSummary:
     """Write ``out_dir/annotation.json`` for MIMIC-CXR (rules in the module docstring); return a summary."""
     _check_section(section)
     reports_dir, images_dir, out_dir = Path(reports_dir), Path(images_dir), Path(out_dir)
+    _check_out(out_dir, force)
     _require_dir(reports_dir, "MIMIC-CXR reports folder")
     _require_dir(images_dir, "MIMIC-CXR-JPG images folder")
     rows = _read_split_csv(Path(split_csv))
@@ -368,9 +391,11 @@ def _iu_candidates(xml_files: list[Path], dropped: Counter[str]) -> dict[str, _O
     return kept
 
 
-def prepare_iu_xray(reports_dir: Path, images_dir: Path, out_dir: Path, seed: int = 42) -> PrepareSummary:
+def prepare_iu_xray(reports_dir: Path, images_dir: Path, out_dir: Path, seed: int = 42,
+                    force: bool = False) -> PrepareSummary:
     """Write ``out_dir/annotation.json`` for IU X-Ray (rules in the module docstring); return a summary."""
     reports_dir, images_dir, out_dir = Path(reports_dir), Path(images_dir), Path(out_dir)
+    _check_out(out_dir, force)
     _require_dir(reports_dir, "Open-i reports folder")
     _require_dir(images_dir, "Open-i images folder")
     xml_files = sorted(_openi_reports_dir(reports_dir).glob("*.xml"))

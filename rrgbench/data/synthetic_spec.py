@@ -22,9 +22,9 @@ SPLIT_NAMES = ("train", "val", "test")
 class SyntheticSpec:
     """Options of the ``synthetic`` dataset (``--set dataset.KEY=VALUE``) and the generator's specification."""
 
-    n_train: int = option(1000, "training studies to generate", min=0)
-    n_val: int = option(150, "validation studies", min=0)
-    n_test: int = option(300, "test studies", min=0)
+    n_train: int = option(1000, "training studies to generate", min=0, max=1_000_000)
+    n_val: int = option(150, "validation studies", min=0, max=1_000_000)
+    n_test: int = option(300, "test studies", min=0, max=1_000_000)
     image_size: int = option(128, "generated image side in pixels", min=32, max=1024)
     difficulty: float = option(0.5, "0 easy .. 1 hard: finding size/contrast, noise, subtle cases", min=0.0, max=1.0)
     seed: int = option(0, "generator seed (independent of the training seed)", min=0)

@@ -37,8 +37,8 @@ REGISTER_KEYWORDS: dict[str, tuple[str, ...]] = {
     "model": ("description", "encoder", "memory", "alignment", "decoder", "overrides", "profiles", "ablation_of",
               "baseline_without_memory"),
     "dataset": ("options", "description", "profile", "defaults"),
-    "metric": ("description", "keys"),
-    "labeler": ("options", "description"),
+    "metric": ("description", "keys", "preflight"),
+    "labeler": ("options", "description", "uncertain"),
 }
 """The keywords ``register`` accepts for each kind (besides the name and the factory)."""
 
@@ -139,7 +139,7 @@ def rrgbench_register_datasets(register):
 def rrgbench_register_metrics(register):
     """Register metric groups: ``factory(predictions, references, context) -> GroupResult``.
 
-    ``register(name, factory, *, keys, description="")``: ``keys`` are the group's
+    ``register(name, factory, *, keys, description="", preflight=None)``: ``keys`` are the group's
     :class:`rrgbench.metrics.base.MetricKey` declarations (name, ``higher_is_better``, the leaderboard
     ``section``: language, clinical or other, a short ``label``); a plain string means higher is better.
     ``context`` is a :class:`rrgbench.scoring.engine.ScoringContext` (``context.wanted``: compute only those
@@ -147,7 +147,10 @@ def rrgbench_register_metrics(register):
     :class:`rrgbench.metrics.base.GroupResult` (its metrics, what it used for the record's protocol, side
     tables) or a plain ``{key: MetricResult}``; it writes no files. A group that cannot run raises
     :class:`rrgbench.errors.UnavailableError` with the reason (its keys are recorded as unavailable).
-    Example::
+    ``preflight`` (optional, a callable or ``"module:function"``) is called with the context before a run
+    trains or anything is scored, when some of the group's keys are wanted; it raises ``UnavailableError``
+    when a setting the user chose cannot work (a model file passed on the command line that is absent or
+    wrong), so the run fails in seconds instead of after training. Example::
 
         register("bertscore", "my_pkg.metrics:bertscore",
                  keys=(MetricKey("bertscore_f1", higher_is_better=True, section="language", label="BERTScore"),))
@@ -158,9 +161,11 @@ def rrgbench_register_metrics(register):
 def rrgbench_register_labelers(register):
     """Register report labelers: text -> the 14 CheXpert observations (1, 0, -1 or None).
 
-    ``register(name, factory, *, options=NoOptions, description="")``; ``factory(options)`` returns
-    an object with ``name`` and ``label(reports) -> list[dict[str, int | None]]`` or raises
-    :class:`rrgbench.errors.UnavailableError` with the reason. Example::
+    ``register(name, factory, *, options=NoOptions, description="", uncertain="r2gen")``; ``factory(options)``
+    returns an object with ``name`` and ``label(reports) -> list[dict[str, int | None]]`` or raises
+    :class:`rrgbench.errors.UnavailableError` with the reason. ``uncertain`` is the labeler's own
+    uncertain-label mapping (``r2gen``: only 1 is positive; ``chexbert``: 1 and -1), used when
+    ``scoring.uncertain`` is ``auto`` (the default). Example::
 
         register("my-labeler", "my_pkg.labeler:MyLabeler", description="fine-tuned BERT")
     """

@@ -95,14 +95,16 @@ def coerce(raw: Any, hint: Any, where: str) -> Any:
     if origin in (list, tuple):
         items = _as_list(raw, where)
         item_type = args[0] if args else str
-        converted = [coerce(item, item_type, where) for item in items]
+        converted = [_check_finite(coerce(item, item_type, where), where) for item in items]
         return tuple(converted) if origin is tuple else converted
     if origin is dict:
         if isinstance(raw, str):
             raw = _parse_json(raw, where)
         if not isinstance(raw, Mapping):
             raise ConfigError(f"{where}: expected a mapping, got {raw!r}")
-        return dict(raw)
+        key_type, value_type = args if len(args) == 2 else (Any, Any)
+        return {coerce(k, key_type, where): _check_finite(coerce(v, value_type, f"{where}.{k}"), f"{where}.{k}")
+                for k, v in raw.items()}
     return _coerce_scalar(raw, hint, where)
 
 
@@ -121,7 +123,7 @@ def _coerce_scalar(raw: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a number, got {raw!r}")
         try:
             value = hint(raw) if hint is float or not isinstance(raw, str) else int(float(raw))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"{where}: expected {hint.__name__}, got {raw!r}") from None
         if hint is int and isinstance(raw, (float, str)) and float(raw) != value:
             raise ConfigError(f"{where}: expected an integer, got {raw!r}")
@@ -129,6 +131,12 @@ def _coerce_scalar(raw: Any, hint: Any, where: str) -> Any:
     if hint is str:
         return str(raw)
     return raw
+
+
+def _check_finite(value: Any, where: str) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: {value} is not a finite number")
+    return value
 
 
 def _as_list(raw: Any, where: str) -> list[Any]:
@@ -159,8 +167,7 @@ def _check(key: str, value: Any, meta: Mapping[str, Any], where: str) -> Any:
             + did_you_mean(str(value), map(str, choices))
         )
     low, high = meta.get("min"), meta.get("max")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{where}.{key}: {value} is not a finite number")
+    _check_finite(value, f"{where}.{key}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if low is not None and value < low:
             raise ConfigError(f"{where}.{key}: {value} is below the minimum {low}")

@@ -10,9 +10,11 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import os
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -213,6 +215,9 @@ def load_modules(host: PluginHost, modules: Iterable[str]) -> None:
             module = importlib.import_module(module_name)
         except ImportError as exc:
             raise ConfigError(f"cannot import plugin module '{module_name}': {exc}") from None
+        except Exception as exc:  # the module's own code failed: name where
+            raise ConfigError(f"plugin module '{module_name}' failed while importing: {type(exc).__name__}: {exc}"
+                              f"{_where_raised(exc, module_name)}") from None
         host.register_plugin(module, name=module_name)
 
 
@@ -236,6 +241,35 @@ def get_host(extra_modules: Iterable[str] = ()) -> PluginHost:
 def registry() -> Registry:
     """The registry of the process-wide plugin host."""
     return get_host().registry
+
+
+def _where_raised(exc: BaseException, module_name: str) -> str:
+    """`` (FILE, line N)`` of the innermost frame in the failing plugin module's file, if found."""
+    import traceback
+
+    wanted = module_name.replace(".", "/")
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if wanted in frame.filename.replace(os.sep, "/"):
+            return f" ({frame.filename}, line {frame.lineno})"
+    return ""
+
+
+def plugin_paths() -> dict[str, Path]:
+    """Where each loaded plugin's code lives: its top-level package's folder, or its module's file.
+
+    Empty before any plugin is loaded. Used to say which plugin raised an error (:mod:`rrgbench.cli.failure`).
+    """
+    if _HOST is None:
+        return {}
+    paths = {}
+    for name, plugin in _HOST.pm.list_name_plugin():
+        module = plugin if isinstance(plugin, type(sys)) else sys.modules.get(type(plugin).__module__)
+        top = sys.modules.get(module.__name__.partition(".")[0]) if module is not None else None
+        if top is not None and top.__name__ != PROJECT and getattr(top, "__path__", None):
+            paths[name] = Path(next(iter(top.__path__))).resolve()
+        elif module is not None and getattr(module, "__file__", None):
+            paths[name] = Path(module.__file__).resolve()
+    return paths
 
 
 def reset() -> None:

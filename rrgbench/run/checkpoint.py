@@ -7,8 +7,11 @@ with ``torch.load(weights_only=True)`` so a pickle carrying code is refused and 
 
 The ``.pt`` is written before its ``.json``, so a crash between the two leaves a pair whose checksum
 disagrees. ``save_checkpoint(..., keep_previous=True)`` first hard-links the current pair to
-``NAME.prev.pt/.json`` (a rename-free, copy-free snapshot), so at every instant at least one of the two
-pairs is complete; :func:`load_latest` takes the newest complete one and repairs the other name.
+``NAME.prev.pt/.json`` (a rename-free, copy-free snapshot; the new ``NAME.pt`` is then written as a new
+file, so the two never share bytes afterwards), so at every instant at least one of the two pairs is
+complete; :func:`load_latest` takes the newest complete one and repairs the other name with a copy.
+``best`` is a copy of ``last`` (:func:`copy_checkpoint`), never a link: damage to one file (a flipped
+byte on disk) cannot reach the other.
 """
 
 from __future__ import annotations
@@ -83,8 +86,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         os.replace(tmp, dst)
     except OSError:
         Path(tmp).unlink(missing_ok=True)
-        with open(src, "rb") as source:
-            atomic_write(dst, lambda handle: shutil.copyfileobj(source, handle), binary=True)
+        _copy(src, dst)
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any], meta: dict[str, Any], keep_previous: bool = False) -> None:
@@ -103,11 +105,17 @@ def save_checkpoint(path: Path, payload: dict[str, Any], meta: dict[str, Any], k
     write_json(meta_path, {**meta, "checkpoint_version": CHECKPOINT_VERSION, "sha256": sha256(path)})
 
 
-def link_checkpoint(src: Path, dst: Path, **meta_updates: Any) -> None:
-    """Make ``dst`` a copy of checkpoint ``src`` (payload linked, metadata updated), e.g. ``last`` -> ``best``."""
+def _copy(src: Path, dst: Path) -> None:
+    """Make ``dst`` an independent copy of ``src`` (its own inode), written atomically."""
+    with open(src, "rb") as source:
+        atomic_write(dst, lambda handle: shutil.copyfileobj(source, handle), binary=True)
+
+
+def copy_checkpoint(src: Path, dst: Path, **meta_updates: Any) -> None:
+    """Make ``dst`` a copy of checkpoint ``src`` (payload copied, metadata updated), e.g. ``last`` -> ``best``."""
     src, dst = Path(src), Path(dst)
     meta = read_meta(src)
-    _link_or_copy(src, dst)
+    _copy(src, dst)
     write_json(dst.with_suffix(".json"), {**meta, **meta_updates})
 
 
@@ -129,8 +137,8 @@ def load_latest(path: Path) -> tuple[dict[str, Any], dict[str, Any], Path, list[
             problems.append(str(exc))
             continue
         if candidate != path:
-            _link_or_copy(candidate, path)
-            _link_or_copy(candidate.with_suffix(".json"), path.with_suffix(".json"))
+            _copy(candidate, path)
+            _copy(candidate.with_suffix(".json"), path.with_suffix(".json"))
         return payload, meta, candidate, problems
     if problems:
         raise DataError("no usable checkpoint: " + "; ".join(problems))
@@ -142,9 +150,14 @@ def read_meta(path: Path) -> dict[str, Any]:
     if not meta_path.is_file():
         raise DataError(f"checkpoint metadata missing: {meta_path} (a checkpoint is NAME.pt + NAME.json)")
     try:
-        return json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise DataError(f"{meta_path}: malformed JSON at line {exc.lineno} column {exc.colno}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{meta_path}: checkpoint metadata is not UTF-8 text") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"{meta_path}: checkpoint metadata must be a JSON object, got {type(meta).__name__}")
+    return meta
 
 
 def load_checkpoint(path: Path, verify: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -32,6 +32,7 @@ from rrgbench.run.environment import environment
 from rrgbench.run.layout import RunDir, create_run, now
 from rrgbench.run.request import RunRequest
 from rrgbench.run.results import (
+    check_scoring,
     prediction_stats,
     protocol_for,
     score_rows,
@@ -157,6 +158,7 @@ def evaluate_checkpoint(registry: Registry, checkpoint: Path | str, request: Run
     configure_determinism(device)
     trained = load_trained(registry, checkpoint, device)
     config = evaluation_config(registry, trained.config, dataset, overrides or {})
+    check_scoring(registry, [config], request.files)  # a missing or wrong --chexbert file fails before decoding
     context = scoring_context(config, registry, request.files)
     source = load_source(registry, config, request.data_dir)
     if source.n_views != trained.n_views:
@@ -193,7 +195,11 @@ def evaluate_checkpoint(registry: Registry, checkpoint: Path | str, request: Run
         writer.status("finished", evaluated_from=origin)
         request.log(summary_line(record))
     except BaseException as exc:
-        writer.status("failed", error=f"{type(exc).__name__}: {exc}"[:500], traceback=traceback.format_exc()[-4000:])
+        try:  # best effort: with the disk full, the original error is the one to report
+            writer.status("failed", error=f"{type(exc).__name__}: {exc}"[:500],
+                          traceback=traceback.format_exc()[-4000:])
+        except OSError:
+            pass
         raise
     finally:
         run.unlock()

@@ -18,8 +18,9 @@ Layout of one run (``--out`` default ``runs/``)::
         <table>.csv            side tables of the metric groups (ce_per_observation.csv)
         results.json           the run record (:mod:`rrgbench.record`)
 
-Names used as path parts (dataset, model) are checked by :func:`safe_name`: a record or a plugin cannot
-make rrgbench write outside the folder it was given.
+Names used as path parts (dataset, model) are checked by :func:`rrgbench.outputs.safe_name` (the one
+check, for run folders, score outputs, suite folders and the records a leaderboard reads): a record or a
+plugin cannot make rrgbench write outside the folder it was given.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
+import shutil
 import socket
 import time
 from collections.abc import Collection
@@ -39,16 +40,7 @@ from rrgbench.config import RunConfig
 from rrgbench.errors import ConfigError, DataError
 from rrgbench.extension.plugins import Registry
 from rrgbench.io import read_json, write_json
-
-_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]{0,127}$")
-
-
-def safe_name(name: str, what: str) -> str:
-    """``name`` if it can be one path part (letters, digits, ``_.+=-``, not starting with a dot), else an error."""
-    if not isinstance(name, str) or not _SAFE.match(name) or name in (".", ".."):
-        raise ConfigError(f"{what} {name!r} cannot name a folder: use letters, digits and _ . + = - "
-                          "(not starting with a dot, at most 128 characters)")
-    return name
+from rrgbench.outputs import safe_name
 
 
 @dataclass
@@ -133,8 +125,13 @@ def create_run(out: Path, config: RunConfig) -> RunDir:
             path = base / f"{name}-{n}"
     run = RunDir(path)
     run.lock()
-    write_json(path / "config.json", config.to_dict())
-    run.set_status("running", pid=os.getpid(), host=socket.gethostname())
+    try:
+        write_json(path / "config.json", config.to_dict())
+        run.set_status("running", pid=os.getpid(), host=socket.gethostname())
+    except BaseException:  # a disk full here: no half-made run folder is left behind
+        run.unlock()
+        shutil.rmtree(path, ignore_errors=True)
+        raise
     return run
 
 

@@ -50,6 +50,7 @@ from rrgbench.run.evaluate import decode_cost, decode_loader
 from rrgbench.run.layout import RunDir, create_run, now
 from rrgbench.run.request import RunRequest
 from rrgbench.run.results import (
+    check_scoring,
     prediction_stats,
     protocol_for,
     score_rows,
@@ -92,6 +93,8 @@ class Trainer:
         self.log = distributed.silence(self.dist, request.log)
         self.progress = request.progress and self.dist.is_main
         self.scoring = scoring_context(config, registry, request.files)
+        if self.dist.is_main:
+            check_scoring(registry, [config], request.files)  # a missing --chexbert file fails before training
         configure_determinism(self.device)
         self.source = distributed.main_first(lambda: load_source(registry, config, request.data_dir))
         train_reports = [s.report for s in self.source.splits["train"]]
@@ -170,13 +173,22 @@ class Trainer:
                                    error=str(exc)[:500] or "interrupted")
                 raise
             except BaseException as exc:
-                self.writer.status("failed", error=f"{type(exc).__name__}: {exc}"[:500],
-                                   traceback=traceback.format_exc()[-4000:])
+                self._record_failure(exc)
                 raise
             finally:
                 if self.writer.run is not None:
                     self.writer.run.unlock()
         return self.writer.run
+
+    def _record_failure(self, exc: BaseException) -> None:
+        """status.json ``failed`` and a ``failed`` log row, both with the traceback; best effort (the disk may be
+        full), so the original error is the one reported."""
+        error, trace = f"{type(exc).__name__}: {exc}"[:500], traceback.format_exc()[-4000:]
+        try:
+            self.writer.status("failed", error=error, traceback=trace)
+            self.writer.log_row({"event": "failed", "error": error, "traceback": trace})
+        except OSError:
+            pass
 
     def _fit(self) -> None:
         where = self.writer.run.path if self.writer.run else "(rank > 0)"

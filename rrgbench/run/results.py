@@ -1,5 +1,7 @@
 """The end of a run: score decoded rows, summarise the predictions, and assemble the record's protocol.
 
+Also the scoring check before a run starts (:func:`check_scoring`): the metric model files it will need.
+
 Shared by training (:mod:`rrgbench.run.loop`) and the evaluation of a saved model
 (:mod:`rrgbench.run.evaluate`), so both records say the same things the same way.
 """
@@ -17,7 +19,7 @@ from rrgbench.data.source import DatasetSource
 from rrgbench.data.tokenizer import Tokenizer
 from rrgbench.extension.plugins import Registry
 from rrgbench.record import Bootstrap, PredictionStats, Protocol, RunRecord, StudyResult
-from rrgbench.scoring.engine import Scores, ScoringContext, score
+from rrgbench.scoring.engine import Scores, ScoringContext, preflight, score
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,19 @@ def scoring_context(config: RunConfig, registry: Registry, files: LocalFiles | N
     scoring = config.scoring
     return ScoringContext(labeler=scoring.labeler, uncertain=scoring.uncertain, n_resamples=scoring.resamples,
                           seed=scoring.bootstrap_seed, registry=registry, skip=frozenset(scoring.skip),
-                          chexbert=files.chexbert, radgraph=files.radgraph)
+                          chexbert=files.chexbert, radgraph=files.radgraph).check()
+
+
+def check_scoring(registry: Registry, configs: Sequence[RunConfig], files: LocalFiles | None = None) -> None:
+    """Before anything trains: each distinct scoring setting of ``configs`` can run with these local files
+    (the labeler is built, a ``--chexbert`` / ``--radgraph`` model loaded); ConfigError naming the flag if not."""
+    seen: set[tuple[str, str, frozenset[str]]] = set()
+    for config in configs:
+        context = scoring_context(config, registry, files)
+        setting = (context.labeler, context.uncertain, context.skip)
+        if setting not in seen:
+            seen.add(setting)
+            preflight(context)
 
 
 def score_rows(rows: list[dict[str, str]], cleaning_style: str, context: ScoringContext) -> Scores:

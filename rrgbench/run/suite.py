@@ -9,6 +9,8 @@ A suite file (``benchmarks/suites/*.yaml``)::
     profile: small                 # optional; default: each dataset's own
     device: auto                   # auto, cpu or cuda[:N]
     labeler: chexpert-rules        # labeler of the clinical-efficacy metrics
+    chexbert: ~/models/chexbert.pth  # optional: CheXbert weights (for labeler chexbert), as --chexbert
+    radgraph: ~/models/radgraph    # optional: RadGraph model folder, as --radgraph
     skip: [meteor]                 # metric keys not computed (recorded as unavailable, never as 0)
     threads: 0                     # torch intra-op threads for the runs (0: torch's default)
     efficiency: fast               # efficiency.mode of the runs: auto, full, fast or off (rrgbench.run.efficiency)
@@ -51,9 +53,10 @@ from typing import Any
 from rrgbench.config import RunConfig
 from rrgbench.errors import ConfigError, RRGBenchError, did_you_mean
 from rrgbench.extension.plugins import Registry
+from rrgbench.run.results import LocalFiles
 
-SUITE_KEYS = ("name", "description", "datasets", "seeds", "profile", "device", "labeler", "skip", "threads",
-              "efficiency", "overrides", "models")
+SUITE_KEYS = ("name", "description", "datasets", "seeds", "profile", "device", "labeler", "chexbert", "radgraph",
+              "skip", "threads", "efficiency", "overrides", "models")
 MODEL_KEYS = ("model", "overrides", "seeds", "datasets")
 Logger = Callable[[str], None]
 
@@ -78,6 +81,8 @@ class Suite:
     profile: str | None = None
     device: str = "auto"
     labeler: str = "chexpert-rules"
+    chexbert: str | None = None  # local metric model files (never part of a run's configuration)
+    radgraph: str | None = None
     skip: tuple[str, ...] = ()
     threads: int = 0
     efficiency: str | None = None
@@ -127,6 +132,8 @@ def parse_suite(data: Any, where: str = "suite", path: Path | None = None) -> Su
         seeds=_ints(data.get("seeds", [0]), f"{where}: seeds"), description=str(data.get("description") or ""),
         profile=data.get("profile"), device=str(data.get("device", "auto")),
         labeler=str(data.get("labeler", "chexpert-rules")), skip=_strings(data.get("skip", []), f"{where}: skip"),
+        chexbert=_path(data.get("chexbert"), f"{where}: chexbert"),
+        radgraph=_path(data.get("radgraph"), f"{where}: radgraph"),
         threads=_count(data.get("threads", 0), f"{where}: threads"),
         efficiency=_choice(data.get("efficiency"), EFFICIENCY_MODES, f"{where}: efficiency"),
         overrides=_mapping(data.get("overrides"), f"{where}: overrides"), path=path)
@@ -148,6 +155,14 @@ def _choice(value: Any, choices: Sequence[str], where: str) -> str | None:
         raise ConfigError(f"{where}: expected one of {', '.join(choices)}, got {value!r}"
                           f"{did_you_mean(str(value), choices)}")
     return str(value)
+
+
+def _path(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: expected a file or folder path, got {value!r}")
+    return str(Path(value).expanduser())
 
 
 def _known_keys(data: Mapping[str, Any], known: Sequence[str], where: str) -> None:
@@ -292,13 +307,18 @@ def _threads(suite: Suite) -> Iterator[None]:
 
 def run_suite(suite: Suite, registry: Registry, runs: Path, *, leaderboard: Path | None = None,
               only: Sequence[str] = (), progress: bool = False, log: Logger = print,
-              data_dir: str | None = None) -> SuiteResult:
-    """Run every planned configuration not finished yet, then build (and check) the leaderboards."""
+              data_dir: str | None = None, files: LocalFiles | None = None) -> SuiteResult:
+    """Run every planned configuration not finished yet, then build (and check) the leaderboards.
+
+    ``files`` (default: the suite's ``chexbert`` / ``radgraph`` keys) are checked before the first run."""
     from rrgbench.run.efficiency import reset_peak_memory
     from rrgbench.run.loop import RunRequest, run_training
+    from rrgbench.run.results import check_scoring
     from rrgbench.run.resume import RunInterrupted
 
     planned = plan(suite, registry, only)
+    files = files or LocalFiles(chexbert=suite.chexbert, radgraph=suite.radgraph)
+    check_scoring(registry, [item.config for item in planned], files)
     result, start = SuiteResult(planned=len(planned)), time.perf_counter()
     with _threads(suite):
         for n, item in enumerate(planned, 1):
@@ -311,7 +331,7 @@ def run_suite(suite: Suite, registry: Registry, runs: Path, *, leaderboard: Path
             log(f"[{n}/{len(planned)}] {'resume' if resume else 'run'} {item.label}")
             reset_peak_memory()
             request = RunRequest(data_dir=data_dir, out=Path(runs), device=suite.device, progress=progress, log=log,
-                                 resume=str(resume) if resume else None)
+                                 files=files, resume=str(resume) if resume else None)
             began = time.perf_counter()
             try:
                 run_training(registry, item.config, request)

@@ -65,9 +65,9 @@ class RunWriter:
     def mark_best(self) -> None:
         """``best`` becomes a copy of the ``last`` just written."""
         if self.run is not None:
-            from rrgbench.run.checkpoint import link_checkpoint
+            from rrgbench.run.checkpoint import copy_checkpoint
 
-            link_checkpoint(self.run.checkpoints / "last.pt", self.run.checkpoints / "best.pt", name="best")
+            copy_checkpoint(self.run.checkpoints / "last.pt", self.run.checkpoints / "best.pt", name="best")
 
     def outputs(self, rows: Sequence[dict[str, Any]], per_study: Sequence[dict[str, Any]],
                 tables: dict[str, list[dict[str, Any]]]) -> None:

@@ -4,6 +4,13 @@ Used by training runs, evaluations, ``rrgbench score``, ``rrgbench compare`` and
 every number comes out of the same code. Each metric group declares its keys (name, direction, section)
 where it is registered; the engine asks a group only for the keys not skipped, records a group that cannot
 run (no Java, no weights) as unavailable with the reason, and never reports 0 for that reason.
+
+:func:`preflight` runs, before any training or scoring, each wanted group's registered ``preflight`` check:
+a setting the user chose that cannot work (``--chexbert`` naming an absent or wrong file) fails then, in
+seconds, instead of being discovered after training.
+
+The uncertain-label mapping ``auto`` (the default) is the labeler's own, declared where the labeler is
+registered (``uncertain=``; ``r2gen`` when it declares none): :meth:`ScoringContext.uncertain_mapping`.
 """
 
 from __future__ import annotations
@@ -12,10 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rrgbench.errors import RRGBenchError, UnavailableError, UnknownNameError, did_you_mean
+from rrgbench.errors import ConfigError, RRGBenchError, UnavailableError, UnknownNameError, did_you_mean
 from rrgbench.extension.plugins import Entry, Registry
 from rrgbench.metrics.base import GroupResult, MetricKey, MetricResult, metric_keys
 from rrgbench.record import MetricValue
+
+AUTO_MAPPING = "auto"
+DEFAULT_LABELER_MAPPING = "r2gen"  # a labeler that declares no mapping of its own: only 1 is positive
+MAX_RESAMPLES = 1_000_000  # bootstrap resamples: the cap of the scoring.resamples option (rrgbench.config)
 
 
 @dataclass
@@ -23,7 +34,7 @@ class ScoringContext:
     """Settings shared by metric groups: the labeler for CE metrics, the bootstrap, local model files."""
 
     labeler: str = "chexpert-rules"
-    uncertain: str = "r2gen"
+    uncertain: str = "auto"  # r2gen, chexbert, or auto: the labeler's own (see uncertain_mapping)
     n_resamples: int = 1000
     seed: int = 0
     registry: Registry | None = None
@@ -39,6 +50,19 @@ class ScoringContext:
             self.registry = default_registry()
         return self.registry
 
+    def check(self) -> ScoringContext:
+        """Refuse settings that cannot score: an unknown labeler or ``skip`` key, resamples out of range, a negative
+        seed (before anything is computed, so a run does not train first and fail at the end)."""
+        registry = self.resolved_registry()
+        registry.get("labeler", self.labeler)
+        for key in sorted(self.skip):
+            group_of(registry, key)
+        if isinstance(self.n_resamples, bool) or not 1 <= self.n_resamples <= MAX_RESAMPLES:
+            raise ConfigError(f"resamples must be between 1 and {MAX_RESAMPLES:,}, got {self.n_resamples}")
+        if self.seed < 0:
+            raise ConfigError(f"the resampling seed must be a non-negative integer, got {self.seed}")
+        return self
+
     def labeler_options(self) -> dict[str, Any]:
         """Options for building the labeler: the CheXbert weights file when one was given and it takes one."""
         entry = self.resolved_registry().get("labeler", self.labeler)
@@ -46,6 +70,13 @@ class ScoringContext:
 
         names = {info.name for info in describe(entry.options)}
         return {"checkpoint": self.chexbert} if self.chexbert and "checkpoint" in names else {}
+
+    def uncertain_mapping(self) -> str:
+        """The uncertain-label mapping in effect: ``uncertain``, or for ``auto`` the one the labeler declared."""
+        if self.uncertain != AUTO_MAPPING:
+            return self.uncertain
+        entry = self.resolved_registry().get("labeler", self.labeler)
+        return str(entry.extra.get("uncertain", DEFAULT_LABELER_MAPPING))
 
 
 @dataclass
@@ -86,6 +117,33 @@ def group_of(registry: Registry, key: str) -> str:
     return keys[key][0]
 
 
+def _wanted_keys(entry: Entry, context: ScoringContext) -> list[MetricKey]:
+    return [k for k in declared_keys(entry) if context.wanted is None or k.name in context.wanted]
+
+
+def preflight(context: ScoringContext, groups: Sequence[str] | None = None, *, given_files_only: bool = False) -> None:
+    """Run the registered ``preflight`` of every group with a wanted, unskipped key; ConfigError if one fails.
+
+    With ``given_files_only`` (scoring without training: nothing is lost by scoring) the checks run only when
+    the user named a local model file (``--chexbert``, ``--radgraph``); otherwise a group that cannot run is
+    recorded as unavailable, as always.
+    """
+    if given_files_only and not (context.chexbert or context.radgraph):
+        return
+    registry = context.resolved_registry()
+    for name in list(groups) if groups else registry.names("metric"):
+        entry = registry.get("metric", name)
+        check = entry.extra.get("preflight")
+        if check is None or all(k.name in context.skip for k in _wanted_keys(entry, context)):
+            continue
+        if isinstance(check, str):
+            check = Entry("metric", name, check, plugin=entry.plugin).load()
+        try:
+            check(context)
+        except UnavailableError as exc:
+            raise ConfigError(f"{name} metrics cannot run: {exc}") from None
+
+
 def score(predictions: Sequence[str], references: Sequence[str], context: ScoringContext,
           groups: Sequence[str] | None = None, with_ci: bool = True) -> Scores:
     """Every metric key of the chosen groups (default: all registered) with value, CI and reason."""
@@ -96,7 +154,7 @@ def score(predictions: Sequence[str], references: Sequence[str], context: Scorin
     names = list(groups) if groups else registry.names("metric")
     for name in names:
         entry = registry.get("metric", name)
-        keys = [k for k in declared_keys(entry) if context.wanted is None or k.name in context.wanted]
+        keys = _wanted_keys(entry, context)
         if keys:
             _score_group(entry, keys, list(predictions), list(references), context, scores)
     scores.values = {key: metric_value(result, _declaration(registry, key), context, with_ci)

@@ -16,7 +16,12 @@ dataset with the tokens re-joined by single spaces (:func:`rrgbench.data.cleanin
 ``score_external`` writes, under ``out``: ``predictions.jsonl`` (id, prediction, reference, as scored),
 ``scores.jsonl`` (per-study values), the metric groups' side tables (``ce_per_observation.csv``) and
 ``results.json``, a run record (:mod:`rrgbench.record`) of kind ``external``: no model ran, so it has no
-config, validation or efficiency figures (``efficiency.unavailable`` says so).
+config, validation or efficiency figures (``efficiency.unavailable`` says so). The files are written as one
+set (:func:`rrgbench.outputs.replace_folder`): a new folder, or an earlier ``score`` output replaced as a
+whole; never a run folder, nor a foreign folder unless ``force`` (then its other files are kept and
+``results.json`` is written last). The model and dataset names are checked as path parts
+(:func:`rrgbench.outputs.safe_name`): leaderboards make folders of them. ``label_file`` never replaces
+its input, nor an existing file that is not a label CSV unless ``force``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -33,7 +39,8 @@ from typing import Any
 
 from rrgbench.errors import DataError
 from rrgbench.io import write_text
-from rrgbench.record import Bootstrap, Efficiency, Protocol, RunRecord
+from rrgbench.outputs import output_file, output_folder, replace_folder, safe_name
+from rrgbench.record import RESULTS_FILE, Bootstrap, Efficiency, Protocol, RunRecord
 from rrgbench.run.layout import RunDir
 from rrgbench.run.writer import RunWriter
 from rrgbench.scoring.engine import Scores, ScoringContext, score
@@ -76,7 +83,10 @@ def _check_columns(path: Path, columns: Sequence[str], id_column: str, text_colu
 def _read_csv(path: Path, delimiter: str) -> tuple[list[str], list[dict[str, Any]]]:
     with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle, delimiter=delimiter)
-        rows = list(reader)
+        try:
+            rows = list(reader)
+        except csv.Error as exc:  # a field over csv.field_size_limit(), a NUL byte, ...
+            raise DataError(f"{path}, line {reader.line_num}: malformed CSV ({exc})") from None
         return list(reader.fieldnames or []), rows
 
 
@@ -104,12 +114,13 @@ def read_reports(path: str | Path, text_column: str = "report", id_column: str =
     if not path.is_file():
         raise DataError(f"report file not found: {path}")
     suffix = path.suffix.lower()
-    if suffix in _CSV_SUFFIXES:
-        columns, rows = _read_csv(path, _CSV_SUFFIXES[suffix])
-    elif suffix in _JSONL_SUFFIXES:
-        columns, rows = _read_jsonl(path)
-    else:
+    if suffix not in _CSV_SUFFIXES and suffix not in _JSONL_SUFFIXES:
         raise DataError(f"{path}: unknown format '{suffix}' (use .csv, .tsv or .jsonl)")
+    try:
+        columns, rows = _read_csv(path, _CSV_SUFFIXES[suffix]) if suffix in _CSV_SUFFIXES else _read_jsonl(path)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                        "save it as UTF-8") from None
     if not rows:
         raise DataError(f"{path}: no reports")
     _check_columns(path, columns, id_column, text_column)
@@ -207,10 +218,14 @@ class ExternalRequest:
     allow_partial: bool = False
     text_column: str = "report"
     groups: Sequence[str] | None = None
+    force: bool = False
 
     @property
     def model(self) -> str:
-        return self.name or Path(self.predictions).stem
+        """``name``, else the predictions file's stem with characters a name cannot have replaced by ``-``."""
+        if self.name is not None:
+            return self.name
+        return re.sub(r"[^A-Za-z0-9_.+=-]+", "-", Path(self.predictions).stem).strip("-.")[:128] or "external"
 
 
 def _device() -> str:
@@ -245,20 +260,41 @@ def external_record(request: ExternalRequest, context: ScoringContext, matched: 
                      studies=study_results(rows))
 
 
+def is_score_output(folder: Path) -> bool:
+    """Whether ``folder`` is an earlier ``rrgbench score`` output (its record is of kind ``external``)."""
+    try:
+        data = json.loads((Path(folder) / RESULTS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("kind") == "external"
+
+
 def score_external(request: ExternalRequest, context: ScoringContext) -> RunRecord:
     """Read, match, clean and score an external system's reports; write the run-shaped outputs; return the record."""
+    safe_name(request.model, "model name (--name)")
+    safe_name(request.dataset, "dataset name (--dataset)")
+    out = Path(request.out)
+    whole = output_folder(out, (request.predictions, request.references), force=request.force,
+                          ours=is_score_output, what="score output")
     predictions = read_reports(request.predictions, request.text_column)
     references = read_reports(request.references, request.text_column)
     matched = match_reports(predictions, references, request.allow_partial)
     hyps, refs = clean_texts(matched.predictions, request.clean), clean_texts(matched.references, request.clean)
-    out = Path(request.out)
-    out.mkdir(parents=True, exist_ok=True)
     rows = [{"id": i, "prediction": h, "reference": r} for i, h, r in zip(matched.ids, hyps, refs, strict=True)]
     scores = score(hyps, refs, context, groups=request.groups)
     record = external_record(request, context, matched, scores, rows)
-    writer = RunWriter(RunDir(out))
-    writer.outputs(rows, scores.per_study(matched.ids), scores.tables)
-    writer.record(record)
+
+    def write(folder: Path) -> None:
+        writer = RunWriter(RunDir(folder))
+        writer.outputs(rows, scores.per_study(matched.ids), scores.tables)
+        writer.record(record)  # last: a folder without results.json is not a record
+
+    if whole:
+        with replace_folder(out) as staging:
+            write(staging)
+    else:
+        (out / RESULTS_FILE).unlink(missing_ok=True)
+        write(out)
     return record
 
 
@@ -277,8 +313,25 @@ def label_rows(ids: Sequence[str], labels: Sequence[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def label_file(labeler: Any, source: str | Path, out: str | Path, text_column: str = "report") -> int:
+def label_header() -> str:
+    from rrgbench.metrics.labelers.chexpert_rules import OBSERVATIONS
+
+    return ",".join(["id", *OBSERVATIONS])
+
+
+def is_label_file(path: Path) -> bool:
+    """Whether ``path`` is a label CSV (written by :func:`label_file`): its header is id + the 14 observations."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.readline().rstrip("\r\n") == label_header()
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def label_file(labeler: Any, source: str | Path, out: str | Path, text_column: str = "report",
+               force: bool = False) -> int:
     """Label every report of ``source`` with ``labeler`` and write the label CSV to ``out``; return the count."""
+    output_file(Path(out), [Path(source)], force=force, ours=is_label_file, what="label CSV")
     reports = read_reports(source, text_column)
     duplicated = _duplicates(reports.ids)
     if duplicated:

@@ -6,15 +6,20 @@ the meaning of each head's classes. f1chexbert itself would download ``chexbert.
 and read the ``bert-base-uncased`` tokenizer and config by hub name; rrgbench never downloads, so it resolves
 both on disk and builds the model with f1chexbert's classes:
 
-* weights (``chexbert.pth``, from StanfordAIMI/RRG_scorers or the CheXbert release): the labeler option
-  ``checkpoint``, else ``$RRGBENCH_CHEXBERT``, else f1chexbert's own cache file (``f1chexbert.CACHE_DIR``,
-  ``~/.cache/chexbert/chexbert.pth`` on Linux);
+* weights (``chexbert.pth``, from StanfordAIMI/RRG_scorers or the CheXbert release): ``--chexbert PATH``
+  (the labeler option ``checkpoint``), else ``$RRGBENCH_CHEXBERT``, else f1chexbert's own cache file
+  (``f1chexbert.CACHE_DIR``, ``~/.cache/chexbert/chexbert.pth`` on Linux);
 * tokenizer + config of ``bert-base-uncased`` (a folder with ``config.json`` and ``vocab.txt``): the option
   ``bert``, else ``$RRGBENCH_CHEXBERT_BERT``, else a ``bert-base-uncased/`` folder next to the weights, else
   the Hugging Face hub cache (offline).
 
-When either is missing the labeler raises :class:`UnavailableError` with one line saying where to put it, so CE
-metrics computed with it are recorded as unavailable, never as 0.
+When either is missing the labeler raises :class:`UnavailableError` with one line saying where to put it and
+naming the flag (``--chexbert``); a run checks this before it trains (the ``clinical`` group's preflight), and
+CE metrics scored without it are recorded as unavailable, never as 0.
+
+Uncertain labels: f1chexbert's own F1 (``get_label(mode="rrg")``) counts class 3 (uncertain) as positive,
+like class 1, and blank and negative as negative; that is rrgbench's ``chexbert`` mapping, the one this
+labeler declares as its own (``scoring.uncertain auto``).
 
 Seam: f1chexbert's ``bert_labeler(inference=True)`` reads its config with
 ``AutoConfig.from_pretrained('bert-base-uncased')``; while the model is built, that module-level name is
@@ -47,6 +52,7 @@ from rrgbench.metrics.labelers.chexpert_rules import OBSERVATIONS, Label
 ENV_CHECKPOINT = "RRGBENCH_CHEXBERT"
 ENV_BERT = "RRGBENCH_CHEXBERT_BERT"
 CHECKPOINT_NAME = "chexbert.pth"
+FLAG = "--chexbert"
 BERT_NAME = "bert-base-uncased"
 
 HEAD_ORDER: tuple[str, ...] = (
@@ -67,8 +73,8 @@ _BUILD_LOCK = threading.Lock()
 class ChexbertOptions:
     """Options of the ``chexbert`` labeler."""
 
-    checkpoint: str = option("", f"CheXbert weights ({CHECKPOINT_NAME}); empty: ${ENV_CHECKPOINT}, then "
-                                 "f1chexbert's cache file")
+    checkpoint: str = option("", f"CheXbert weights ({CHECKPOINT_NAME}; the {FLAG} flag sets it); empty: "
+                                 f"${ENV_CHECKPOINT}, then f1chexbert's cache file")
     bert: str = option("", f"folder with the {BERT_NAME} config.json and vocab.txt; empty: ${ENV_BERT}, a "
                            f"{BERT_NAME}/ folder next to the weights, then the offline HF cache")
     device: str = option("auto", "device for inference", choices=("auto", "cpu", "cuda"))
@@ -78,8 +84,8 @@ class ChexbertOptions:
 def missing_weights_message(looked: Sequence[Path]) -> str:
     """The one-line reason shown when the weights are absent."""
     where = ", ".join(str(p) for p in looked) or "nowhere"
-    return (f"CheXbert weights not found (looked at {where}): put {CHECKPOINT_NAME} (StanfordAIMI/RRG_scorers) "
-            f"there, or pass the labeler option checkpoint=PATH, or set {ENV_CHECKPOINT}=PATH")
+    return (f"CheXbert weights not found (looked at {where}): download {CHECKPOINT_NAME} (StanfordAIMI/RRG_scorers) "
+            f"and pass {FLAG} PATH, or set {ENV_CHECKPOINT}=PATH")
 
 
 def _library_cache_file() -> Path | None:
@@ -115,16 +121,16 @@ def resolve_bert(option_value: str, checkpoint: Path) -> str:
         folder = Path(explicit).expanduser()
         if _bert_folder_ok(folder):
             return str(folder)
-        raise UnavailableError(f"CheXbert's tokenizer folder {folder} lacks config.json or vocab.txt "
-                               f"(copy them from {BERT_NAME})")
+        raise UnavailableError(f"CheXbert's tokenizer folder {folder} ({ENV_BERT} or option bert) lacks "
+                               f"config.json or vocab.txt (copy them from {BERT_NAME})")
     beside = checkpoint.parent / BERT_NAME
     if _bert_folder_ok(beside):
         return str(beside)
     if _in_hub_cache(BERT_NAME):
         return BERT_NAME
     raise UnavailableError(
-        f"CheXbert needs the {BERT_NAME} tokenizer and config offline: put config.json and vocab.txt in "
-        f"{beside}, or pass the labeler option bert=DIR, or set {ENV_BERT}=DIR"
+        f"CheXbert needs the {BERT_NAME} tokenizer and config offline: put its config.json and vocab.txt in "
+        f"{beside} (next to the {FLAG} weights), or set {ENV_BERT}=DIR"
     )
 
 
@@ -169,10 +175,13 @@ def _load_state_dict(checkpoint: Path) -> dict[str, Any]:
     try:
         blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file, not a torch file, or unsafe pickle
-        raise UnavailableError(f"cannot read CheXbert weights {checkpoint}: {exc}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnavailableError(f"cannot read CheXbert weights {checkpoint} ({first}): {FLAG} takes "
+                               f"{CHECKPOINT_NAME}") from None
     state = blob.get("model_state_dict", blob) if isinstance(blob, dict) else None
     if not isinstance(state, dict):
-        raise UnavailableError(f"{checkpoint} holds no CheXbert state dict ('model_state_dict')")
+        raise UnavailableError(f"{checkpoint} holds no CheXbert state dict ('model_state_dict'): {FLAG} takes "
+                               f"{CHECKPOINT_NAME}")
     return OrderedDict((key.removeprefix("module."), value) for key, value in state.items())
 
 
@@ -184,7 +193,8 @@ def _check_keys(missing: Sequence[str], unexpected: Sequence[str], checkpoint: P
             problems.append(f"{len(missing)} model tensors missing, e.g. {missing[0]}")
         if extra:
             problems.append(f"{len(extra)} unknown tensors, e.g. {extra[0]}")
-        raise UnavailableError(f"{checkpoint} is not a CheXbert checkpoint: {'; '.join(problems)}")
+        raise UnavailableError(f"{checkpoint} is not a CheXbert checkpoint: {'; '.join(problems)} ({FLAG} takes "
+                               f"{CHECKPOINT_NAME})")
 
 
 def _device(name: str) -> Any:
