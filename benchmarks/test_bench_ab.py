@@ -173,7 +173,7 @@ def test_decode(benchmark, registry, recipe):
     work = build_workload(registry, recipe, PAPER)
     work.model.eval()
     run_ab(benchmark, f"decode/{recipe}", lambda: full_decode(work),
-           lambda: full_decode(work, memory_replaced_by_identity), "identity", rounds=2, recipe=recipe,
+           lambda: full_decode(work, memory_replaced_by_identity), "identity", rounds=3, recipe=recipe,
            steps=work.max_len)
 
 
