@@ -19,6 +19,9 @@ beam 3, 60 steps with ``eos`` masked, random weights):
   memory replaced by the identity (``memory/identity``: what the memory adds to decoding);
 * ``decode``: the whole beam-3 decode of 16 studies (images encoded inside) with the memory (A) and with it
   replaced by the identity (B): issue 18's "decoding with memory at most 10% slower than without".
+* ``image-side``: ``prepare`` of 16 studies (the CNN, the memory's visual pass, the context encoder) without
+  autograd (A, as :func:`rrgbench.decode.generate` runs it) and with autograd on (B: what the validation and
+  test decodes did before ``generate`` turned it off).
 
 Run: ``python -m pytest benchmarks/test_bench_ab.py --benchmark-only --benchmark-json FILE`` (1 torch thread
 and ``nice`` on a shared machine). Without ``--benchmark-only`` the plain tests check, at the tiny size, that
@@ -175,6 +178,18 @@ def test_decode(benchmark, registry, recipe):
     run_ab(benchmark, f"decode/{recipe}", lambda: full_decode(work),
            lambda: full_decode(work, memory_replaced_by_identity), "identity", rounds=3, recipe=recipe,
            steps=work.max_len)
+
+
+def prepare(work: Workload, grad: bool) -> dict[str, torch.Tensor]:
+    with torch.set_grad_enabled(grad):
+        return work.model.prepare(work.images)
+
+
+def test_image_side(benchmark, registry):
+    work = build_workload(registry, "r2gencmn", PAPER)
+    work.model.eval()
+    run_ab(benchmark, "image-side/r2gencmn", lambda: prepare(work, False), lambda: prepare(work, True), "autograd",
+           rounds=3, recipe="r2gencmn")
 
 
 # ---------------------------------------------------------------------------------- test mode (tiny size)
