@@ -12,6 +12,7 @@ import torch
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 _MEDIANS: dict[str, float] = {}
 _DERIVED: list[tuple[str, str, str, str]] = []  # (name, kind, first benchmark, second benchmark)
+_FIGURES: dict[str, float] = {}  # figures reported as they are (e.g. a worker count)
 
 
 def fastest(key: str) -> str:
@@ -46,10 +47,26 @@ def added_ms(name: str, subject: str, baseline: str) -> None:
         _DERIVED.append((name, "added_ms", subject, baseline))
 
 
+def per_second(name: str, key: str, count: float) -> None:
+    """Report ``count / median(key)`` at the end (e.g. images per second of one worker)."""
+    entry = (name, "per_second", key, str(count))
+    if entry not in _DERIVED:
+        _DERIVED.append(entry)
+
+
+def figure(name: str, value: float) -> None:
+    """Report ``value`` as it is at the end (a setting the benchmark found, e.g. a default worker count)."""
+    _FIGURES[name] = value
+
+
 def computed_ratios() -> dict[str, float]:
-    """Every declared figure whose two benchmarks ran."""
-    out = {}
+    """Every declared figure whose benchmarks ran."""
+    out = dict(_FIGURES)
     for name, kind, first, second in _DERIVED:
+        if kind == "per_second":
+            if first in _MEDIANS and _MEDIANS[first] > 0:
+                out[name] = float(second) / _MEDIANS[first]
+            continue
         if first in _MEDIANS and second in _MEDIANS:
             a, b = _MEDIANS[first], _MEDIANS[second]
             if kind == "added_ms":

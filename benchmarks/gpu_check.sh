@@ -12,6 +12,9 @@
 # 16-study validation split and a 32-study test split, so decoding and scoring stay short. The figures
 # come from each run's results.json (efficiency section, see rrgbench/run/efficiency.py) and are summarised
 # by benchmarks/gpu_report.py into OUT/efficiency.md and OUT/efficiency.json.
+# Then the paper-size table of every recipe on the same device (benchmarks/test_bench_paper_size.py: one
+# training step with its achieved TFLOP/s, one beam-3 decode of 16 studies; bf16 autocast on CUDA) goes to
+# OUT/paper_size.md (pytest-benchmark JSON: OUT/paper_size.json); in --cpu-smoke mode at the tiny size.
 #
 # Options: --cpu-smoke | --steps N | --models "mcsam r2gen" | --runs DIR | --out DIR | --dry-run
 # Environment: PYTHON (default: python), RRGBENCH_CACHE (synthetic data cache).
@@ -28,7 +31,7 @@ while [[ $# -gt 0 ]]; do
     --runs) RUNS=$2; shift ;;
     --out) OUT=$2; shift ;;
     --dry-run) DRY=1 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "gpu_check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -36,7 +39,7 @@ done
 
 export HF_HUB_OFFLINE=1 RRGBENCH_DISABLE_PLUGIN_AUTOLOAD=${RRGBENCH_DISABLE_PLUGIN_AUTOLOAD:-1}
 if [[ $SMOKE == 1 ]]; then
-  STEPS=${STEPS:-2} DEVICE=cpu BATCH=4 N_VAL=4 N_TEST=4
+  STEPS=${STEPS:-2} DEVICE=cpu BATCH=4 N_VAL=4 N_TEST=4 BENCH_SIZE=tiny
   if [[ -z $RUNS || -z $OUT || -z ${RRGBENCH_CACHE:-} ]]; then TMP=$(mktemp -d -t rrgbench-gpu-smoke-XXXXXX); fi
   RUNS=${RUNS:-$TMP/runs} OUT=${OUT:-$TMP/report}
   export RRGBENCH_CACHE=${RRGBENCH_CACHE:-$TMP/cache}
@@ -48,7 +51,7 @@ if [[ $SMOKE == 1 ]]; then
   declare -A EXTRA=([mcsam]="--set memory.size=32 --set memory.topk=4 --set memory.heads=2 --set decoder.n_prompts=2"
                     [r2gen]="--set decoder.rm_heads=2")
 else
-  STEPS=${STEPS:-50} DEVICE=cuda BATCH=16 N_VAL=16 N_TEST=32
+  STEPS=${STEPS:-50} DEVICE=cuda BATCH=16 N_VAL=16 N_TEST=32 BENCH_SIZE=paper
   RUNS=${RUNS:-runs/gpu-check} OUT=${OUT:-leaderboards/gpu}
   COMMON=(--set dataset.image_size=224 --set data.image_size=224 --set train.amp=true)
   declare -A EXTRA=()
@@ -71,5 +74,19 @@ done
 if [[ $DRY == 0 ]]; then
   "$PYTHON" benchmarks/gpu_report.py "$RUNS" "$OUT"
   echo "report: $OUT/efficiency.md"
+fi
+
+bench=(env RRGBENCH_BENCH_SIZE="$BENCH_SIZE" "$PYTHON" -m pytest benchmarks/test_bench_paper_size.py -q
+       -p no:cacheprovider --benchmark-only --benchmark-json "$OUT/paper_size.json")
+table=("$PYTHON" benchmarks/paper_size_table.py "$OUT/paper_size.json" --out "$OUT/paper_size.md")
+echo "+ ${bench[*]}"
+echo "+ ${table[*]}"
+if [[ $DRY == 0 ]]; then
+  mkdir -p "$OUT"
+  if "${bench[@]}" && "${table[@]}"; then
+    echo "report: $OUT/paper_size.md"
+  else
+    echo "gpu_check.sh: the paper-size benchmark failed" >&2; status=1
+  fi
 fi
 exit $status

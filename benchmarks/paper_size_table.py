@@ -8,6 +8,8 @@ the timed calls' ``prepare`` seconds (``extra_info['prepare_s']``), ``decode ste
 minus it; the speed-up is official R2Gen's 50.2 s (beam-3 decode of 16 studies, the figure quoted in
 issue 18) over the decode's median, and ``limit here`` is 50.2 s over the image side alone (what a decode
 with free decoder steps would reach on this machine); ``of limit`` is the speed-up over that limit.
+``training TFLOP/s`` is the step's counted floating-point operations (``extra_info['train_flops']``) over its
+median.
 """
 
 from __future__ import annotations
@@ -50,12 +52,14 @@ def table_row(recipe: str, row: dict[str, Any]) -> str:
     prepare = row.get("decode", {}).get("info", {}).get("prepare_s") or []
     image = statistics.median(prepare) if prepare else None
     steps = decode - image if decode is not None and image is not None else None
+    flops = row.get("train", {}).get("info", {}).get("train_flops")
+    tflops = f"{flops / train / 1e12:.3g}" if flops and train else "n/a"
     speedup = OFFICIAL_R2GEN_DECODE_S / decode if decode else None
     limit = OFFICIAL_R2GEN_DECODE_S / image if image else None
     share = f"{speedup / limit:.0%}" if speedup and limit else "n/a"
     memory = info.get("memory_slots") or "-"
     cells = [recipe, str(info.get("backbone")), str(memory), f"{info.get('parameters', 0) / 1e6:.1f} M",
-             _seconds(train) if train is not None else "n/a (nothing trainable)", _seconds(decode),
+             _seconds(train) if train is not None else "n/a (nothing trainable)", tflops, _seconds(decode),
              _seconds(image), _seconds(steps), _ratio(speedup), _ratio(limit), share]
     return "| " + " | ".join(cells) + " |"
 
@@ -74,6 +78,8 @@ def markdown_table(data: dict[str, Any]) -> str:
     devices = sorted({i["device"] for i in infos if "device" in i})
     machine = data.get("machine_info", {})
     cpu = machine.get("cpu", {}).get("brand_raw") or machine.get("processor") or "unknown CPU"
+    gpus = sorted({i["device_name"] for i in infos if i.get("device_name")})
+    autocasts = sorted({i["autocast"] for i in infos if i.get("autocast")})
     first = next(iter(rows.values()), {"info": {}})["info"]
     lines = [
         "# Paper-size cost of every recipe",
@@ -82,15 +88,17 @@ def markdown_table(data: dict[str, Any]) -> str:
         " --benchmark-only --benchmark-json FILE` (pytest-benchmark medians; the workloads are described in that"
         " module's docstring).",
         "",
-        f"Machine: {cpu}; device {', '.join(devices) or 'n/a'}; torch threads {', '.join(map(str, threads))};"
+        f"Machine: {cpu}{''.join(f'; {gpu}' for gpu in gpus)}; device {', '.join(devices) or 'n/a'}"
+        f"{''.join(f' ({a} autocast)' for a in autocasts)}; torch threads {', '.join(map(str, threads))};"
         f" 1-minute load average {_span(loads)} around the measurements; {data.get('datetime', 'date n/a')}.",
         f"Workload: batch {first.get('batch')}, inputs {first.get('size')}, d_model {first.get('d_model')},"
         f" vocabulary {first.get('vocab')}, beam {first.get('beam')}, {first.get('max_len')} decoding steps"
         " (eos masked), random weights.",
         "",
-        "| recipe | backbone | memory slots | parameters | training step (s) | beam-3 decode of 16 studies (s) |"
-        " image side (s) | decode steps (s) | speed-up over official R2Gen (50.2 s) | limit here | of limit |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| recipe | backbone | memory slots | parameters | training step (s) | training TFLOP/s |"
+        " beam-3 decode of 16 studies (s) | image side (s) | decode steps (s) | speed-up over official R2Gen (50.2 s) |"
+        " limit here | of limit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [table_row(recipe, rows[recipe]) for recipe in sorted(rows)]
     return "\n".join(lines) + "\n"

@@ -9,6 +9,9 @@ of 760 tokens (about IU X-Ray's at threshold 3). Costs at a fixed length do not 
 * ``train``: one training step on 16 studies with 60-token targets (``bos``, 59 words, ``eos``): forward,
   backward, gradient clipping as configured and the project's optimizer (``rrgbench.run.setup.make_optimizer``),
   in training mode. A recipe with nothing trainable (``nearest-neighbor``) is skipped.
+  Its floating-point operations are counted once, outside the timed rounds, by
+  ``torch.utils.flop_counter.FlopCounterMode`` (matrix products, convolutions and attention, forward and
+  backward; ``extra_info['train_flops']``), so the table shows the achieved TFLOP/s of the step.
 * ``decode``: ``rrgbench.decode.generate`` at beam 3 on 16 studies: ``prepare`` (the CNN over 2 x 16 images,
   the memory, alignment and the decoder's context encoder) and exactly 60 beam steps. ``eos`` is masked
   (``NoEos``) so every recipe decodes the same length; a trained model stops earlier (early exit once every
@@ -19,6 +22,10 @@ of 760 tokens (about IU X-Ray's at threshold 3). Costs at a fixed length do not 
 (``benchmarks/results/paper_size.md``), with the speed-up over official R2Gen's beam-3 decode of 16 studies
 (50.2 s, the figure quoted in issue 18) and how close each decode is to its floor.
 
+On CUDA both workloads run under bf16 autocast (``train.amp``, as the trainer does): ``benchmarks/gpu_check.sh``
+runs this module there and writes the same table. ``RRGBENCH_BENCH_SIZE=tiny`` runs the benchmarks at the tiny
+size below instead of the paper's (the script's CPU smoke mode, in CI).
+
 Test mode: the plain test below builds every recipe at the ``small`` profile (the synthetic size: d 128,
 ``regnetx_002`` at 64 px) with 2 studies and 6 tokens and runs the same workload functions, so
 ``pytest benchmarks --benchmark-skip`` (CI) checks this module without the paper-size cost.
@@ -27,6 +34,7 @@ Test mode: the plain test below builds every recipe at the ``small`` profile (th
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +72,15 @@ class Size:
 
 PAPER = Size("paper", "paper", vocab=760)
 TINY = Size("tiny", "small", vocab=40, batch=2, max_len=6)
+SIZES = {size.name: size for size in (PAPER, TINY)}
+
+
+def benchmark_size() -> Size:
+    """The size the benchmarks run at: the paper's, or ``RRGBENCH_BENCH_SIZE`` (``paper`` or ``tiny``)."""
+    name = os.environ.get("RRGBENCH_BENCH_SIZE", "paper")
+    if name not in SIZES:
+        raise ValueError(f"RRGBENCH_BENCH_SIZE must be one of {', '.join(SIZES)}, got {name!r}")
+    return SIZES[name]
 
 
 @dataclass
@@ -94,7 +111,10 @@ class Workload:
                 "d_model": config.model_options.d_model, "beam": self.beam, "max_len": self.max_len,
                 "batch": self.images.shape[0], "vocab": self.model.context.vocab_size,
                 "parameters": sum(p.numel() for p in self.model.parameters()),
-                "threads": torch.get_num_threads(), "device": self.device.type}
+                "threads": torch.get_num_threads(), "device": self.device.type,
+                "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None,
+                "channels_last": bool(getattr(config.encoder, "channels_last", False)),
+                "autocast": "bf16" if self.device.type == "cuda" and config.train.amp else None}
 
 
 def build_workload(registry: Any, recipe: str, size: Size) -> Workload:
@@ -132,6 +152,16 @@ def train_step(work: Workload) -> float:
     work.optimizer.step()
     synchronize(work.device)
     return float(loss.detach())
+
+
+def train_flops(work: Workload) -> int:
+    """Floating-point operations of one training step (counted while running one, which updates the weights)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        train_step(work)
+    return int(counter.get_total_flops())
 
 
 class _TimedPrepare(NoEos):
@@ -176,18 +206,19 @@ def _record(benchmark: Any, work: Workload, **extra: Any) -> None:
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_paper_size_train_step(benchmark, registry, recipe):
-    work = build_workload(registry, recipe, PAPER)
+    work = build_workload(registry, recipe, benchmark_size())
     if not work.trainable:
         pytest.skip(f"{recipe} has nothing trainable (no training step)")
+    flops = train_flops(work)  # also the warm-up
     load = _loadavg()
-    loss = benchmark.pedantic(train_step, args=(work,), rounds=2, warmup_rounds=1)
+    loss = benchmark.pedantic(train_step, args=(work,), rounds=2, warmup_rounds=0)
     assert math.isfinite(loss)
-    _record(benchmark, work, workload="train", loadavg_1min_before=load)
+    _record(benchmark, work, workload="train", loadavg_1min_before=load, train_flops=flops)
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_paper_size_beam3_decode(benchmark, registry, recipe):
-    work = build_workload(registry, recipe, PAPER)
+    work = build_workload(registry, recipe, benchmark_size())
     load = _loadavg()
     tokens = benchmark.pedantic(decode, args=(work,), rounds=2, warmup_rounds=1)
     assert [len(row) for row in tokens] == [work.max_len] * work.images.shape[0]
@@ -211,6 +242,8 @@ def test_workloads_run_at_tiny_size(registry, recipe):
         assert recipe == "nearest-neighbor"
     assert [len(row) for row in decode(work)] == [6, 6]
     assert len(work.prepare_s) == 1 and work.prepare_s[0] > 0
+    if work.trainable:
+        assert train_flops(work) > 0
     info = work.info()
     assert info["batch"] == 2 and info["beam"] == 3 and info["threads"] >= 1 and info["parameters"] > 0
 
@@ -234,7 +267,8 @@ def test_markdown_table_from_benchmark_json():
               "size": "16x2x3x224x224", "d_model": 512, "vocab": 760, "beam": 3, "max_len": 60}
     data = {"datetime": "2026-11-30T12:00:00", "machine_info": {"cpu": {"brand_raw": "Test CPU"}}, "benchmarks": [
         {"stats": {"median": 4.0}, "extra_info": {**common, "recipe": "r2gen", "workload": "train",
-                                                  "loadavg_1min_before": 1.5, "loadavg_1min_after": 2.5}},
+                                                  "loadavg_1min_before": 1.5, "loadavg_1min_after": 2.5,
+                                                  "train_flops": 2.0e12}},
         {"stats": {"median": 5.02}, "extra_info": {**common, "recipe": "r2gen", "workload": "decode",
                                                    "prepare_s": [2.0, 2.2], "loadavg_1min_before": 1.0}},
         {"stats": {"median": 50.2}, "extra_info": {**common, "recipe": "nearest-neighbor", "workload": "decode",
@@ -245,7 +279,11 @@ def test_markdown_table_from_benchmark_json():
     assert "Test CPU; device cpu; torch threads 2; 1-minute load average 1.00-2.50" in text
     rows = [line for line in text.splitlines() if line.startswith("| r2gen") or line.startswith("| nearest")]
     assert rows == [
-        "| nearest-neighbor | resnet101 | - | 12.3 M | n/a (nothing trainable) | 50.20 | 25.10 | 25.10 | 1.0x | 2.0x"
-        " | 50% |",
-        "| r2gen | resnet101 | - | 12.3 M | 4.00 | 5.02 | 2.10 | 2.92 | 10.0x | 23.9x | 42% |",
+        "| nearest-neighbor | resnet101 | - | 12.3 M | n/a (nothing trainable) | n/a | 50.20 | 25.10 | 25.10 | 1.0x"
+        " | 2.0x | 50% |",
+        "| r2gen | resnet101 | - | 12.3 M | 4.00 | 0.5 | 5.02 | 2.10 | 2.92 | 10.0x | 23.9x | 42% |",
     ]
+    cuda = {**data, "benchmarks": [{**entry, "extra_info": {**entry["extra_info"], "device": "cuda",
+                                                            "device_name": "NVIDIA H200", "autocast": "bf16"}}
+                                   for entry in data["benchmarks"][:2]]}
+    assert "Test CPU; NVIDIA H200; device cuda (bf16 autocast);" in markdown_table(cuda)

@@ -149,9 +149,10 @@ def beam_search(model: Steppable, encoded: dict[str, torch.Tensor], beam_size: i
     return _strip(_trace_back(history, parents, final.argmax(dim=1)), eos_id)
 
 
+@torch.no_grad()
 def generate(model: Steppable, images: torch.Tensor, method: str, beam_size: int, max_len: int, bos_id: int,
              eos_id: int) -> list[list[int]]:
-    """Decode a batch of images with the configured method."""
+    """Decode a batch of images with the configured method (no autograd: the image side records no graph)."""
     encoded = model.prepare(images)
     if method == "greedy" or beam_size == 1:
         return greedy(model, encoded, max_len, bos_id, eos_id)

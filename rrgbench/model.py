@@ -4,6 +4,11 @@
 auxiliary terms come from components (``align`` from the alignment module); every term is returned
 by name so training logs them separately. The weights come from ``loss.weights`` (default 1.0).
 The model knows components only through the contracts in :mod:`rrgbench.extension.components`.
+
+An incremental decoding step reads its input from a per-vocabulary table
+(:class:`rrgbench.token_table.TokenTable`) instead of querying the memory for every hypothesis, when
+the memory consolidates text, declares itself position-wise, and nothing is random (eval mode, no
+autograd); otherwise it calls :meth:`ReportGenerator.embed_text` as the full pass does.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from rrgbench.extension.components import (
     TrainingSummary,
 )
 from rrgbench.extension.plugins import Registry
+from rrgbench.token_table import TokenTable
 
 
 @dataclass
@@ -47,6 +53,8 @@ class ReportGenerator(nn.Module):
         self.encoder, self.memory, self.alignment, self.decoder = encoder, memory, alignment, decoder
         self.context = context
         self.loss_weights = dict(loss_weights or {})
+        self.token_table = TokenTable()
+        self.token_table_enabled = True  # False: every step queries the memory (benchmarks compare both)
 
     # -- pieces used by training and decoding -------------------------------------------------
     def visual(self, images: torch.Tensor) -> MemoryOutput:
@@ -77,9 +85,24 @@ class ReportGenerator(nn.Module):
 
     def step(self, encoded: dict[str, torch.Tensor], tokens: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
         """Logits [B, vocab] for the next token after ``tokens`` [B] (incremental)."""
-        embeddings, _ = self.embed_text(tokens[:, None])
-        logits, cache = self.decoder.decode(encoded, embeddings, cache)
+        logits, cache = self.decoder.decode(encoded, self.step_inputs(tokens), cache)
         return logits[:, -1], cache
+
+    def step_inputs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The decoder's inputs [B, 1, D] for single tokens [B]: ``embed_text``, or its rows from the token table."""
+        if not self.uses_token_table():
+            return self.embed_text(tokens[:, None])[0]
+        return self.token_table.rows(tokens, (self.memory, self.decoder), self._all_token_inputs).unsqueeze(1)
+
+    def uses_token_table(self) -> bool:
+        """True when a step's input depends on the token id alone (see the module docstring)."""
+        memory = self.memory
+        deterministic = not (torch.is_grad_enabled() or self.training or memory.training or self.decoder.training)
+        return self.token_table_enabled and deterministic and memory.position_wise and "text" in memory.applies_to
+
+    def _all_token_inputs(self) -> torch.Tensor:
+        ids = torch.arange(self.context.vocab_size, device=self._device())
+        return self.embed_text(ids[None])[0][0]
 
     # -- training ----------------------------------------------------------------------------
     def forward(self, images: torch.Tensor, target_ids: torch.Tensor) -> ModelOutput:

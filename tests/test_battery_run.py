@@ -86,7 +86,7 @@ RUN_ERRORS = {
     "bad loss weights": (run(**{"loss.weights": '{"align": "abc"}'}), "loss"),
     "loss weights not JSON": (run(**{"loss.weights": "{align"}), "JSON"),
     "unknown select metric": (run(**{"train.select_metric": "bleu_9"}), "bleu_9"),
-    "negative workers": (run(**{"data.num_workers": "-1"}), "num_workers"),
+    "negative workers": (run(**{"data.num_workers": "-2"}), "num_workers"),
     "model with mathtext": (run(model="$x$"), "unknown model"),
     "model with path": (run(model="../x"), "unknown model"),
     "dataset with path": (run("--dataset", "../x"), "unknown dataset"),

@@ -83,3 +83,15 @@ def test_transformer_word_embeddings_enter_at_unit_scale(tiny):
     ids = torch.arange(3, CONTEXT.vocab_size)[None]
     scale = float(model.decoder.embed(ids).detach().std())
     assert 0.2 < scale < 2.0
+
+
+def test_generate_records_no_graph(tiny):
+    """The image side of a decode runs without autograd, even when the caller has it on."""
+    from rrgbench.decode import generate
+
+    model = tiny_model(tiny)
+    seen = []
+    model.encoder.register_forward_hook(lambda module, args, out: seen.append(out.tokens.requires_grad))
+    assert torch.is_grad_enabled()
+    tokens = generate(model, torch.randn(2, 2, 3, 64, 64), "beam", 2, 5, 1, 2)
+    assert seen == [False] and len(tokens) == 2

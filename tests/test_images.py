@@ -175,3 +175,18 @@ def test_resolve_inside_refuses_symlinks_pointing_out(tmp_path: Path) -> None:
     assert resolve_inside(root, "link.png") is None
     assert resolve_inside(root, "dir_link/secret.png") is None
     assert resolve_inside(root, "inner.png") == (root / "missing.png").resolve()
+
+
+@pytest.mark.parametrize("kind", ["L", "sixteen-bit", "jpeg", "RGB", "P"])
+def test_keep_gray_gives_one_band_of_the_rgb_conversion(tmp_path: Path, kind: str) -> None:
+    """``keep_gray``: a grayscale file as 8-bit L holding each channel of its RGB load; colour stays RGB."""
+    if kind == "sixteen-bit":
+        source = Image.fromarray(_gradient().astype(np.uint16) * 257 + 100)
+    else:
+        source = Image.fromarray(_gradient()).convert("L" if kind == "jpeg" else kind)
+    path = _save(source, tmp_path / ("image.jpg" if kind == "jpeg" else "image.png"))
+    rgb, kept = load_image(path), load_image(path, keep_gray=True)
+    if kind in ("RGB", "P"):
+        assert kept.mode == "RGB" and np.array_equal(np.asarray(kept), np.asarray(rgb))
+    else:
+        assert kept.mode == "L" and np.array_equal(np.asarray(kept.convert("RGB")), np.asarray(rgb))

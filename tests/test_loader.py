@@ -35,3 +35,37 @@ def test_cached_images_equal_fresh_decodes_and_are_read_once(tmp_path: Path) -> 
         image.unlink()  # a second epoch must not touch the files again
     again = StudyDataset(studies, folder, tokenizer, DATA, train=False, decoded=cache)
     assert all(torch.equal(again[i][1], expected[i]) for i in range(3))
+
+
+def test_gray_files_give_the_tensors_of_their_rgb_conversion(tmp_path: Path) -> None:
+    """Resizing, cropping and flipping one band and converting last (``ToRGB``) equals converting first."""
+    from PIL import Image
+
+    from rrgbench.data.images import load_image
+    from rrgbench.data.loader import image_transform
+
+    generator = torch.Generator().manual_seed(0)
+    for index, (height, width) in enumerate([(97, 131), (400, 300), (37, 37)]):
+        pixels = torch.randint(0, 256, (height, width), generator=generator, dtype=torch.uint8).numpy()
+        path = tmp_path / f"{index}.png"
+        Image.fromarray(pixels).save(path)
+        for data in (DATA, DataOptions(), DataOptions(image_size=64, train_resize=70)):
+            for train in (True, False):
+                transform = image_transform(data, train)
+                torch.manual_seed(index)
+                gray = transform(load_image(path, keep_gray=True))
+                torch.manual_seed(index)
+                assert torch.equal(gray, transform(load_image(path))), (index, data, train)
+
+
+def test_default_worker_count_follows_the_cores_and_the_image_cache(monkeypatch) -> None:
+    from rrgbench.data.loader import loader_workers
+
+    auto = DataOptions()
+    assert auto.num_workers == -1
+    assert [loader_workers(auto, cores=n, processes=1) for n in (1, 2, 4, 16)] == [0, 1, 3, 15]
+    assert loader_workers(auto, cores=16, processes=8) == 1  # eight training processes share the cores
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert loader_workers(auto, cores=16) == 3
+    assert loader_workers(DataOptions(cache_images=True), cores=16) == 0  # workers could not share the cache
+    assert loader_workers(DataOptions(num_workers=5, cache_images=True), cores=2) == 5  # an explicit count wins

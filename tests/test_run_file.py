@@ -69,7 +69,7 @@ def test_print_config_shows_every_value_with_its_source_and_does_not_train(tmp_p
     assert code == 0 and not (tmp_path / "runs").exists()
     assert out[0].startswith("# mcsam on synthetic, profile small, seed 0 (config fingerprint ")
     assert "memory.size = 64  [file]" in out and "train.epochs = 2  [flag]" in out
-    assert 'encoder.backbone = "regnetx_002"  [profile]' in out and "data.num_workers = 0  [default]" in out
+    assert 'encoder.backbone = "regnetx_002"  [profile]' in out and "data.num_workers = -1  [default]" in out
     assert "data.flip = false  [dataset]" in out
     assert any(line.startswith("decode.beam_size = 3  [recipe]") for line in out)
     [config] = resolve_configs(registry(), argparse.Namespace(**{**vars(_args(["--config", str(run_file)])),

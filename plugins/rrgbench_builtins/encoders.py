@@ -1,13 +1,18 @@
 """The timm image encoder: any timm backbone by name; random init, timm's pretrained weights or a local file.
 
 Multi-view studies ([B, V, C, H, W], e.g. IU X-Ray frontal + lateral) run every view through the
-same backbone; the tokens of all views are concatenated (each view with its own learned position
-embedding) and the pooled vector is the mean over views. Never downloads weights: a pretrained tag
+same backbone in one call; the tokens of all views are concatenated (each view with its own learned
+position embedding) and the pooled vector is the mean over views. Never downloads weights: a pretrained tag
 (``resnet18.a1_in1k``) or hub name (``hf-hub:timm/...``) is loaded from the local cache
 (:mod:`rrgbench_builtins.pretrained`). With pretrained weights the images are normalised and resized as
 timm's data config of that model says (mean, std, interpolation); otherwise with the protocol's
 ImageNet statistics. What was loaded, from where, and the normalisation go into
 ``protocol.initialization.encoder``.
+
+``encoder.channels_last`` (default on; off in the ``small`` profile) keeps the backbone's weights and
+inputs in ``channels_last`` memory format, which oneDNN (CPU) and cuDNN convolutions run faster; the
+results are the same to float rounding. ``benchmarks/test_bench_ab.py`` times both layouts (``cnn-eval``,
+``cnn-train``; figures in ``benchmarks/README.md``).
 """
 
 from __future__ import annotations
@@ -77,6 +82,8 @@ class TimmEncoder(Encoder):
         self._stats = ImageStats(**data_config(self.backbone)) if self.spec.pretrained else ImageStats()
         if options.freeze:
             self.backbone.requires_grad_(False)
+        self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
+        self.backbone.to(memory_format=self.memory_format)
         channels, grid = self._probe(context.image_size)
         self.out_dim = context.d_model
         self.proj = nn.Sequential(nn.Linear(channels, context.d_model), nn.ReLU(), nn.Dropout(options.dropout))
@@ -100,7 +107,8 @@ class TimmEncoder(Encoder):
 
     def forward(self, images: torch.Tensor) -> VisualFeatures:
         b, v = images.shape[:2]
-        maps = self.backbone.forward_features(images.flatten(0, 1))  # [B*V, C, h, w]
+        views = images.flatten(0, 1).contiguous(memory_format=self.memory_format)
+        maps = self.backbone.forward_features(views)  # [B*V, C, h, w]
         tokens = self.proj(maps.flatten(2).transpose(1, 2))  # [B*V, N, D]
         tokens = tokens.view(b, v, tokens.shape[1], tokens.shape[2])
         pooled = tokens.mean(dim=(1, 2))

@@ -19,6 +19,8 @@ class TimmEncoderOptions:
     freeze: bool = option(False, "freeze the backbone (train only the projection)")
     dropout: float = option(0.1, "dropout after the projection to the model width", min=0.0, max=1.0)
     position_embedding: bool = option(True, "learned embedding per token position and view")
+    channels_last: bool = option(True, "run the backbone in channels_last memory format (faster convolutions on "
+                                       "CPU and CUDA; the small profile keeps the default layout)")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ responding, per head ``h`` (``memory.heads``, head width ``d = D / heads``)::
     consolidated = x + R(x)                                      on visual tokens and word embeddings
 
 Every query position is answered independently, so text padding cannot influence real positions;
-padded positions (``mask`` False) get a zero response and keep their embedding unchanged.
+padded positions (``mask`` False) get a zero response and keep their embedding unchanged. The memory is
+therefore ``position_wise``: during decoding the model computes the text response once per vocabulary
+token instead of once per hypothesis and step (:mod:`rrgbench.token_table`).
 
 Initialisation follows the authors' code: ``M ~ N(0, std = 1/D)`` (``nn.init.normal_(M, 0, 1/cmm_dim)``;
 note the standard deviation is 1/D, not 1/sqrt(D)). Subclasses (MCSAM's clinical memory) replace it
@@ -56,6 +58,7 @@ class CrossModalMemory(Memory):
     """Shared memory matrix with multi-head top-k querying and ``X + R(X)`` consolidation."""
 
     applies_to = ("visual", "text")
+    position_wise = True
 
     def __init__(self, options: Any, context: BuildContext) -> None:
         super().__init__()

@@ -8,6 +8,10 @@ This module owns every open of an image file in rrgbench:
   rescaled by their bit depth, ``round(v * 255 / 65535)``, never clipped at 255, so a 16-bit radiograph keeps
   its contrast. Mode ``I`` is treated as 16-bit too, because older Pillow versions decode a 16-bit PNG
   to it; values outside 0..65535 are clipped first.
+  With ``keep_gray`` a grayscale image (8- or 16-bit) comes back as 8-bit ``L`` instead, holding the value
+  every channel of its RGB conversion would hold: the data loader resizes and crops that one band and
+  converts the small result to RGB (``rrgbench.data.loader.ToRGB``), the same pixels for a third of the
+  resizing (MIMIC-CXR's JPEGs are grayscale).
 - ``check_image`` is the same decode returning a one-line problem instead of raising (used by validation).
   A PNG cut after its pixel data (no IEND chunk) counts as truncated too, although Pillow decodes it.
 - ``resolve_inside`` turns an annotation's relative image path into a path under the image root, or refuses
@@ -44,14 +48,14 @@ _DECODE_ERRORS = (
 )
 
 
-def _decode(path: Path, convert: bool) -> tuple[Image.Image | None, str | None]:
-    """Fully decode ``path``: ``(RGB image if convert else None, None)``, or ``(None, problem)``."""
+def _decode(path: Path, convert: bool, keep_gray: bool = False) -> tuple[Image.Image | None, str | None]:
+    """Fully decode ``path``: ``(8-bit image if convert else None, None)``, or ``(None, problem)``."""
     try:
         with path.open("rb") as handle, Image.open(handle) as img:
             img.load()
             if img.format == "PNG" and not _png_has_end(handle):
                 return None, "truncated PNG (the IEND chunk that ends every PNG file is missing)"
-            return (_to_rgb(img) if convert else None), None
+            return (_to_8bit(img, keep_gray) if convert else None), None
     except FileNotFoundError:
         return None, NOT_FOUND
     except IsADirectoryError:
@@ -76,10 +80,13 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
-    """Convert a decoded image of any supported mode to 8-bit RGB."""
+def _to_8bit(img: Image.Image, keep_gray: bool) -> Image.Image:
+    """Convert a decoded image of any supported mode to 8-bit RGB (8-bit ``L`` for grayscale with ``keep_gray``)."""
     if img.mode in _SIXTEEN_BIT_MODES:
-        return _sixteen_bit_to_rgb(img)
+        gray = _sixteen_bit_to_gray(img)
+        return gray if keep_gray else gray.convert("RGB")
+    if keep_gray and img.mode == "L":
+        return img.copy()
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
     if img.mode in _ALPHA_MODES:
@@ -89,11 +96,14 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _sixteen_bit_to_rgb(img: Image.Image) -> Image.Image:
-    values = np.asarray(img).astype(np.int64)
-    values = np.clip(values, 0, 65535)
-    gray = ((values + 128) // 257).astype(np.uint8)  # == round(v * 255 / 65535)
-    return Image.fromarray(gray).convert("RGB")
+_SIXTEEN_TO_EIGHT = ((np.arange(65536) + 128) // 257).astype(np.uint8)  # == round(v * 255 / 65535)
+
+
+def _sixteen_bit_to_gray(img: Image.Image) -> Image.Image:
+    values = np.asarray(img)
+    if values.dtype.kind != "u" or values.dtype.itemsize != 2:  # mode I: 32-bit signed
+        values = np.clip(values, 0, 65535)
+    return Image.fromarray(_SIXTEEN_TO_EIGHT[values])
 
 
 def _composite_on_black(img: Image.Image) -> Image.Image:
@@ -103,9 +113,10 @@ def _composite_on_black(img: Image.Image) -> Image.Image:
     return background
 
 
-def load_image(path: Path) -> Image.Image:
-    """Decode ``path`` fully and return it as 8-bit RGB; raise ``DataError`` naming the file otherwise."""
-    img, problem = _decode(Path(path), convert=True)
+def load_image(path: Path, keep_gray: bool = False) -> Image.Image:
+    """Decode ``path`` fully and return it as 8-bit RGB (or ``L``, see the module docstring); raise ``DataError``
+    naming the file otherwise."""
+    img, problem = _decode(Path(path), convert=True, keep_gray=keep_gray)
     if img is None:
         raise DataError(f"image {path}: {problem}")
     return img

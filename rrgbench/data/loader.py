@@ -5,11 +5,20 @@ only); the raw reference report travels with the batch untouched, so scoring nev
 truncated reference. Images: training resizes to ``train_resize``, random-crops ``image_size`` and
 (optionally) flips; evaluation resizes to ``image_size``; both normalise and interpolate as the encoder asks
 (:meth:`rrgbench.extension.components.Encoder.image_stats`; ImageNet statistics and bilinear by default).
+Grayscale files are decoded to one band, resized and cropped as such, and converted to RGB last
+(:class:`ToRGB`): the same tensors as converting first, for a third of the resizing.
+
+Worker processes (:func:`loader_workers`): ``data.num_workers``, or with the default -1 one per core this
+process can spare (``cores // local processes - 1``, e.g. 1 on 2 cores, 15 on 16 with one GPU), and none
+when decoded images are cached in memory (workers could not share that cache). Augmentation is seeded per
+sample, so the worker count never changes a result. ``benchmarks/test_bench_loader.py`` measures what one
+worker delivers on MIMIC-sized files.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +46,13 @@ class Batch:
         return Batch(self.ids, self.images.to(device, non_blocking=True), self.target_ids.to(device), self.reports)
 
 
+class ToRGB:
+    """PIL image -> RGB (a no-op on RGB): the transform's last geometric step for one-band grayscale inputs."""
+
+    def __call__(self, img: Any) -> Any:
+        return img if img.mode == "RGB" else img.convert("RGB")
+
+
 def image_transform(data: Any, train: bool, stats: ImageStats | None = None) -> Any:
     """The protocol's image transform for training or evaluation (``data``: the run's ``DataOptions``;
     ``stats``: the encoder's normalisation and interpolation)."""
@@ -55,7 +71,7 @@ def image_transform(data: Any, train: bool, stats: ImageStats | None = None) -> 
             steps.append(T.RandomHorizontalFlip())
     else:
         steps = [T.Resize((size, size), interpolation=mode)]
-    return T.Compose([*steps, T.ToTensor(), T.Normalize(stats.mean, stats.std)])
+    return T.Compose([*steps, ToRGB(), T.ToTensor(), T.Normalize(stats.mean, stats.std)])
 
 
 def encode_target(tokenizer: Tokenizer, report: str, max_len: int) -> list[int]:
@@ -84,9 +100,9 @@ class StudyDataset(Dataset):
     def _image(self, rel: str) -> Any:
         """The decoded RGB image at ``rel``, kept in ``decoded`` (a cache shared across epochs) when one is given."""
         if self._decoded is None:
-            return load_image(self.image_root / rel)
+            return load_image(self.image_root / rel, keep_gray=True)
         if rel not in self._decoded:
-            self._decoded[rel] = load_image(self.image_root / rel)
+            self._decoded[rel] = load_image(self.image_root / rel, keep_gray=True)
         return self._decoded[rel]
 
 
@@ -97,6 +113,29 @@ def collate(items: list[tuple[str, torch.Tensor, list[int], str]], pad_id: int) 
         targets[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
     return Batch([i for i, _, _, _ in items], torch.stack([img for _, img, _, _ in items]), targets,
                  [r for _, _, _, r in items])
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def loader_workers(data: Any, cores: int | None = None, processes: int | None = None) -> int:
+    """Data-loader worker processes for ``data`` (a ``DataOptions``): see the module docstring.
+
+    ``cores`` defaults to :func:`available_cores`, ``processes`` (training processes on this machine) to
+    torchrun's ``LOCAL_WORLD_SIZE`` (1 without it).
+    """
+    if data.num_workers >= 0:
+        return data.num_workers
+    if data.cache_images:
+        return 0
+    cores = available_cores() if cores is None else cores
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if processes is None else processes
+    return max(0, cores // max(1, processes) - 1)
 
 
 def make_loader(dataset: StudyDataset, batch_size: int, shuffle: bool, num_workers: int, seed: int,

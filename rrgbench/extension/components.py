@@ -119,9 +119,14 @@ class Memory(nn.Module):
     consolidates; the model calls it for exactly those (a recipe whose memory applies to nothing is refused
     when the model is built). ``forward(queries [B, L, D], modality, mask [B, L] or None)`` returns a
     :class:`MemoryOutput`; ``mask`` is True where a text query is a real token (padding excluded).
+
+    ``position_wise`` (default False) declares that, in eval mode, the output at each query position
+    depends only on the query at that position (no mixing across positions, nothing random): decoding
+    then computes the text response once per vocabulary token (:mod:`rrgbench.token_table`).
     """
 
     applies_to: tuple[str, ...]
+    position_wise: bool = False
 
     def forward(self, queries: torch.Tensor, modality: str,
                 mask: torch.Tensor | None = None) -> MemoryOutput:  # pragma: no cover - contract

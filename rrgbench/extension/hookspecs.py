@@ -65,7 +65,9 @@ def rrgbench_register_memories(register):
     the modalities it consolidates (``("visual",)``, ``("text",)`` or both: a recipe whose memory applies to
     nothing is refused when the model is built); ``memory_size()`` returns N_m (for cost plots). A memory
     that wants data-driven initialisation returns True from ``wants_initialization()`` and implements
-    ``initialize(summary: TrainingSummary) -> dict`` (figures to record; MCSAM: optimal transport).
+    ``initialize(summary: TrainingSummary) -> dict`` (figures to record; MCSAM: optimal transport). A memory
+    whose eval-mode output at each position depends only on that position's query sets ``position_wise =
+    True``: decoding then queries it once per vocabulary token, not once per hypothesis and step.
     ``register(name, factory, *, options=NoOptions, description="")``. Example::
 
         register("kv-memory", "my_pkg.memory:KVMemory", options=KVOptions, description="key-value slots")

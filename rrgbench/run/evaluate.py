@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from rrgbench.config import DataOptions, DecodeOptions, RunConfig, ScoringOptions
-from rrgbench.data.loader import StudyDataset, make_loader
+from rrgbench.data.loader import StudyDataset, loader_workers, make_loader
 from rrgbench.data.tokenizer import Tokenizer
 from rrgbench.decode import generate
 from rrgbench.errors import ConfigError, DataError, did_you_mean
@@ -204,8 +204,8 @@ def evaluate_checkpoint(registry: Registry, checkpoint: Path | str, request: Run
         writer.vocabulary(trained.tokenizer)
         studies = StudyDataset(source.splits["test"], source.image_root, trained.tokenizer, config.data, train=False,
                                stats=trained.image_stats)
-        loader = make_loader(studies, config.data.eval_batch_size, shuffle=False, num_workers=config.data.num_workers,
-                             seed=config.seed)
+        loader = make_loader(studies, config.data.eval_batch_size, shuffle=False,
+                             num_workers=loader_workers(config.data), seed=config.seed)
         start = time.perf_counter()
         with phase("decoding test", request.log):
             rows = decode_loader(trained.model, loader, config, trained.tokenizer, device, request.progress,

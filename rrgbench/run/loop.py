@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from rrgbench.config import RunConfig
-from rrgbench.data.loader import Batch, StudyDataset, make_loader
+from rrgbench.data.loader import Batch, StudyDataset, loader_workers, make_loader
 from rrgbench.data.tokenizer import Tokenizer
 from rrgbench.errors import ConfigError, DataError
 from rrgbench.extension.plugins import Registry
@@ -67,7 +67,7 @@ from rrgbench.run.results import (
     summary_line,
 )
 from rrgbench.run.resume import RunInterrupted, SeededSamples, StopSignals, near_misses, resolve_resume, truncate_log
-from rrgbench.run.selection import check_select_metric, validation_values
+from rrgbench.run.selection import check_select_metric, validation_method, validation_subset, validation_values
 from rrgbench.run.setup import (
     autocast,
     configure_determinism,
@@ -120,7 +120,7 @@ class Trainer:
         self.train_module: torch.nn.Module = self.model  # the DDP wrapper in a multi-process job
         self.local_batch_size = self._local_batch_size()
         # data.cache_images: decoded images kept for the whole run (worker processes could not share it)
-        caching = config.data.cache_images and not config.data.num_workers
+        caching = config.data.cache_images and not loader_workers(config.data)
         self.decoded_images: dict[str, Any] | None = {} if caching else None
         self.writer = RunWriter(None)
         self.state = TrainState()
@@ -145,7 +145,7 @@ class Trainer:
         if train:
             dataset = SeededSamples(dataset, self.config.seed, self.state.epoch)
         size = self.local_batch_size if train else data.eval_batch_size
-        return make_loader(dataset, size, shuffle=train and indices is None, num_workers=data.num_workers,
+        return make_loader(dataset, size, shuffle=train and indices is None, num_workers=loader_workers(data),
                            seed=self.config.seed + self.state.epoch,
                            sampler=None if indices is None else list(indices))
 
@@ -157,12 +157,14 @@ class Trainer:
         cap = self.config.train.max_steps_per_epoch
         return indices, min(n_batches, cap) if cap else n_batches
 
-    def decode_split(self, split: str) -> list[dict[str, str]]:
-        """Decode a split (sharded over ranks), rows in the split's study order on every rank."""
-        indices = distributed.shard_indices(len(self.source.splits[split]), self.dist, shuffle=False,
-                                            seed=self.config.seed, epoch=0)
+    def decode_split(self, split: str, subset: Sequence[int] | None = None,
+                     method: str | None = None) -> list[dict[str, str]]:
+        """Decode a split, or its studies ``subset`` (sharded over ranks), rows in study order on every rank."""
+        studies = range(len(self.source.splits[split])) if subset is None else subset
+        shard = distributed.shard_indices(len(studies), self.dist, shuffle=False, seed=self.config.seed, epoch=0)
+        indices = [studies[i] for i in shard]
         rows = decode_loader(self.model, self.loader(split, train=False, indices=indices), self.config, self.tokenizer,
-                             self.device, self.progress, on_batch=self.check_stop, say=self.log,
+                             self.device, self.progress, method=method, on_batch=self.check_stop, say=self.log,
                              desc=f"decode {split}")
         return distributed.gather_in_order(rows, indices)
 
@@ -349,7 +351,8 @@ class Trainer:
         improved, value = False, None
         if validated:
             with phase(f"validating (epoch {epoch + 1})", self.log):
-                rows = self.decode_split("val")
+                subset = validation_subset(len(self.source.splits["val"]), self.config)
+                rows = self.decode_split("val", subset, validation_method(self.config))
                 value, values = distributed.on_main(lambda: validation_values(rows, self.config,
                                                                               self.source.cleaning_style, self.scoring))
             self.tracker.scalars({f"val/{k}": v for k, v in values.items()}, state.step)

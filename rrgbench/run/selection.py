@@ -1,10 +1,16 @@
 """Checkpoint selection on the validation split: which metric, its value, and the learning-curve metrics.
 
 Validation scores go through the same engine as the test set (:mod:`rrgbench.scoring.engine`), asked
-only for the selection metric and the curve metrics (``train.curve_metrics``), without CIs.
+only for the selection metric and the curve metrics (``train.curve_metrics``), without CIs. What is
+validated: every study, or with ``train.validate_studies`` a fixed random subset (:func:`validation_subset`,
+drawn from the run's seed, the same studies at every epoch), decoded with ``decode.method`` or, with
+``train.validate_method = greedy``, greedily (:func:`validation_method`); both are options, so the run's
+config records them.
 """
 
 from __future__ import annotations
+
+import random
 
 from rrgbench.config import RunConfig
 from rrgbench.data.cleaning import r2gen_text
@@ -20,6 +26,19 @@ def check_select_metric(registry: Registry, config: RunConfig) -> None:
     if config.train.select_metric in config.scoring.skip:
         raise ConfigError(f"train.select_metric '{config.train.select_metric}' is skipped (--skip); select on "
                           "another metric or do not skip it")
+
+
+def validation_subset(n_studies: int, config: RunConfig) -> list[int] | None:
+    """Indices of the validation studies to decode (sorted), or None for all of them."""
+    wanted = config.train.validate_studies
+    if not wanted or wanted >= n_studies:
+        return None
+    return sorted(random.Random(config.seed).sample(range(n_studies), wanted))
+
+
+def validation_method(config: RunConfig) -> str:
+    """The decoding method of validation: ``decode.method`` unless ``train.validate_method`` is greedy."""
+    return "greedy" if config.train.validate_method == "greedy" else config.decode.method
 
 
 def validation_values(rows: list[dict[str, str]], config: RunConfig, cleaning_style: str,
