@@ -254,12 +254,7 @@ SUITE_ERRORS = {
 }
 
 
-KNOWN_SUITE_BUGS = {"models not a list": "rrgbench/run/suite.py (being rewritten elsewhere) iterates 'models' "
-                                        "without checking it is a list: an internal error"}
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(reason=KNOWN_SUITE_BUGS[c], strict=True))
-                                  if c in KNOWN_SUITE_BUGS else c for c in SUITE_ERRORS])
+@pytest.mark.parametrize("case", list(SUITE_ERRORS))
 def test_suite_file_bad_input(ws, case):
     text, message = SUITE_ERRORS[case]
     (ws / "suite.yaml").write_text(text)

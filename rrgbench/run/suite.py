@@ -135,7 +135,7 @@ def parse_suite(data: Any, where: str = "suite", path: Path | None = None) -> Su
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: a suite is a mapping with at least 'models'")
     _known_keys(data, SUITE_KEYS, where)
-    if not data.get("models"):
+    if not data.get("models") or not isinstance(data["models"], list):
         raise ConfigError(f"{where}: 'models' must list at least one model recipe")
     models = tuple(_model_entry(item, f"{where}: models[{i}]") for i, item in enumerate(data["models"]))
     from rrgbench.run.layout import safe_name
