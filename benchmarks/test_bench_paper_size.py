@@ -209,9 +209,9 @@ def test_paper_size_train_step(benchmark, registry, recipe):
     work = build_workload(registry, recipe, benchmark_size())
     if not work.trainable:
         pytest.skip(f"{recipe} has nothing trainable (no training step)")
-    flops = train_flops(work)  # also the warm-up
+    flops = train_flops(work)
     load = _loadavg()
-    loss = benchmark.pedantic(train_step, args=(work,), rounds=2, warmup_rounds=0)
+    loss = benchmark.pedantic(train_step, args=(work,), rounds=3, warmup_rounds=1)
     assert math.isfinite(loss)
     _record(benchmark, work, workload="train", loadavg_1min_before=load, train_flops=flops)
 
