@@ -119,7 +119,7 @@ class ScoringOptions:
 class EfficiencyOptions:
     mode: str = option("auto", "cost measurements after the test decode: full, fast (fewer repeats, no profiling "
                                "repeats), off (parameters, training and test-decode times only), auto (fast for runs "
-                               "of under 500 training steps, else full)", choices=("auto", "full", "fast", "off"))
+                               "of under 2,000 training steps, else full)", choices=("auto", "full", "fast", "off"))
     budget_seconds: float = option(120.0, "soft cap on the seconds spent on inference measurements", min=1.0)
 
 

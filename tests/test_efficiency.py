@@ -70,8 +70,8 @@ def test_settings_follow_the_mode_and_auto_follows_the_run_length():
     assert (full.mode, full.repeats, full.batch_repeats) == ("full", 5, 2)
     assert (fast.mode, fast.repeats, fast.batch_repeats, fast.budget_seconds) == ("fast", 2, 1, 5.0)
     assert EfficiencySettings.for_run(EfficiencyOptions(mode="off"), 10).enabled is False
-    assert EfficiencySettings.for_run(EfficiencyOptions(), train_steps=499).mode == "fast"
-    assert EfficiencySettings.for_run(EfficiencyOptions(), train_steps=500).mode == "full"
+    assert EfficiencySettings.for_run(EfficiencyOptions(), train_steps=1999).mode == "fast"
+    assert EfficiencySettings.for_run(EfficiencyOptions(), train_steps=2000).mode == "full"
 
 
 def test_an_unknown_efficiency_mode_is_refused_before_the_run(tiny):

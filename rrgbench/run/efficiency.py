@@ -47,7 +47,7 @@ Every measurement is guarded: if one fails, its entry holds ``{"error": ...}`` a
 finishes. How much is measured is the run's ``efficiency`` section (``--efficiency`` on the command line,
 ``efficiency:`` in a suite): ``full`` (2 warm-up + 5 timed calls at batch 1, 2 timed batches, 1 warm-up + 2
 profiled repeats), ``fast`` (1 + 2, 1 batch, 1 profiled repeat), ``off`` (parameters, training step times
-and the test decode only) or ``auto`` (``fast`` for a run of under 500 training steps, else ``full``);
+and the test decode only) or ``auto`` (``fast`` for a run of under 2,000 training steps, else ``full``);
 the settings used are recorded.
 """
 
@@ -101,7 +101,7 @@ class EfficiencySettings:
         return cls(mode=mode, budget_seconds=options.budget_seconds, **PRESETS.get(mode, {}))
 
 
-AUTO_FULL_STEPS = 500
+AUTO_FULL_STEPS = 2000
 PRESETS: dict[str, dict[str, int]] = {
     "full": {"warmup": 2, "repeats": 5, "batch_repeats": 2, "profile_repeats": 2},
     "fast": {"warmup": 1, "repeats": 2, "batch_repeats": 1, "profile_repeats": 1},
