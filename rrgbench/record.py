@@ -162,11 +162,11 @@ class Inference:
 
     @property
     def latency_seconds(self) -> float | None:
-        return _number(_dig(self.latency_batch1, "seconds", "median"))
+        return _number(dig(self.latency_batch1, "seconds", "median"))
 
     @property
     def studies_per_second(self) -> float | None:
-        return _number(_dig(self.throughput, "studies_per_second"))
+        return _number(dig(self.throughput, "studies_per_second"))
 
 
 @dataclass
@@ -561,7 +561,8 @@ def write_json_schema(path: Path = SCHEMA_FILE) -> None:
 
 
 # -- small helpers -----------------------------------------------------------------------------------------------
-def _dig(value: Any, *path: str) -> Any:
+def dig(value: Any, *path: str) -> Any:
+    """``value[path[0]][path[1]]...``, or None where a key is missing or a level is not a mapping."""
     for key in path:
         if not isinstance(value, Mapping) or key not in value:
             return None

@@ -57,9 +57,10 @@ def test_the_synthetic_suite_trains_every_generator_like_the_quickstart_run():
         assert (config.dataset_options.n_train, config.dataset_options.n_val, config.dataset_options.n_test,
                 config.data.batch_size) == (3600, 100, 300, 32)
         assert config.train.epochs == (0 if config.model == "nearest-neighbor" else 9)
-    sweep = sorted(p.config.sections["memory"].size for p in planned if p.label.startswith("mcsam on")
-                   and "memory.size" in p.label)
-    assert sweep == [64, 1024] and len(planned) == 35
+    sweep = sorted((p.config.sections["memory"].size, p.config.seed) for p in planned
+                   if p.label.startswith("mcsam on") and "memory.size" in p.label)
+    assert sweep == [(size, seed) for size in (64, 1024) for seed in (0, 1, 2)]  # every board row: 3 seeds
+    assert len(planned) == 39
 
 
 def test_suite_overrides_are_soft_model_overrides_strict():

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rrgbench.errors import ConfigError, did_you_mean
-from rrgbench.record import RunRecord
+from rrgbench.record import RunRecord, dig
 from rrgbench.report.records import latest_per_seed, row_labels, variant_key
 
 SECTION_OF_GROUP = {"nlg": "language", "clinical": "clinical", "radgraph": "clinical"}
@@ -56,14 +56,6 @@ class Column:
         return f"{self.header} {'↑' if self.higher_is_better else '↓'}"
 
 
-def _dig(value: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(value, Mapping) or key not in value:
-            return None
-        value = value[key]
-    return value
-
-
 def _efficiency_reason(record: RunRecord) -> str:
     if record.efficiency.unavailable:
         return record.efficiency.unavailable
@@ -74,11 +66,11 @@ def _efficiency_getter(path: tuple[str, ...], scale: float = 1.0,
                        reason_path: tuple[str, ...] | None = None) -> Getter:
     def get(record: RunRecord) -> tuple[float | None, str | None]:
         eff = dataclasses.asdict(record.efficiency)
-        value = _dig(eff, *path)
+        value = dig(eff, *path)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value) * scale, None
-        reason = _dig(eff, *reason_path) if reason_path else None
-        errors = [e for i in range(1, len(path)) if (e := _dig(eff, *path[:i], "error"))]
+        reason = dig(eff, *reason_path) if reason_path else None
+        errors = [e for i in range(1, len(path)) if (e := dig(eff, *path[:i], "error"))]
         return None, str(reason or (f"measurement failed: {errors[0]}" if errors else _efficiency_reason(record)))
 
     return get

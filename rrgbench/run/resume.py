@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import socket
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from rrgbench.errors import ConfigError, RRGBenchError
 from rrgbench.extension.plugins import Registry
 from rrgbench.io import atomic_write
 from rrgbench.run.layout import RunDir, find_matching, find_runs, safe_name
+from rrgbench.run.signals import SignalCatcher
 
 UNFINISHED = ("running", "failed", "interrupted")
 _SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -176,28 +176,13 @@ def truncate_log(path: Path, keep: int) -> int:
 
 
 # -- signals ---------------------------------------------------------------------------------------
-class StopSignals:
+class StopSignals(SignalCatcher):
     """SIGINT/SIGTERM ask the trainer to checkpoint and stop at the next safe point.
 
     A second signal stops at once (KeyboardInterrupt): the previous checkpoint is still intact.
-    Handlers are only installed from the main thread and are restored on exit. The handler only sets
-    a flag (printing from it could re-enter a write the signal interrupted); the trainer reports it.
+    The handler only sets a flag (printing from it could re-enter a write the signal interrupted); the
+    trainer reports it.
     """
-
-    def __init__(self) -> None:
-        self.requested: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()
 
     def _handle(self, signum: int, _frame: Any) -> None:
         if self.requested is not None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import threading
 import time
 import types
 from collections.abc import Callable, Sequence
@@ -24,6 +23,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
+
+from rrgbench.run.signals import SignalCatcher
 
 Train = Callable[..., Any]
 Outcome = tuple[str, str]  # ("finished" | "failed" | "interrupted", message)
@@ -114,22 +115,12 @@ class _Running:
     began: float
 
 
-class _Forward:
+class _Forward(SignalCatcher):
     """While installed: SIGINT/SIGTERM are recorded and forwarded to the running workers."""
 
     def __init__(self, running: dict[int, _Running]) -> None:
-        self.running, self.requested = running, None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _Forward:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+        super().__init__()
+        self.running = running
 
     def _handle(self, signum: int, _frame: Any) -> None:
         self.requested = self.requested or signum
