@@ -297,8 +297,9 @@ def ablation_section(board: Board, notes: Footnotes, images: Mapping[str, bytes]
             rows.append(row)
     return Section("Ablations", [
         "Each ablation (record.ablation_of) against its base: Δ = variant − base of the means shown above; the "
-        "95% CI of Δ and the test come from the paired bootstrap on pooled (seed, study) units (Holm-adjusted "
-        "over the ablations)."], Table(header, rows), images=_images(images, ("ablations.png", "ablation deltas")))
+        "95% CI of Δ and the test come from the paired bootstrap on pooled (seed, study) units. The p-values "
+        "are Holm-adjusted over the ablations, the CIs are not: a CI that excludes 0 next to ≈ is a difference "
+        "that does not survive the correction for the number of comparisons."], Table(header, rows), images=_images(images, ("ablations.png", "ablation deltas")))
 
 
 def curves_section(board: Board, images: Mapping[str, bytes]) -> Section:
