@@ -16,6 +16,7 @@ import pytest
 from battery import Battery
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from report_files import write_csv, write_jsonl
 
 FAST = ["--skip", "meteor", "--resamples", "20"]
 REPORTS = {"s1": "The heart size is normal. No pleural effusion.", "s2": "Mild cardiomegaly. Small left effusion.",
@@ -24,17 +25,6 @@ SCORE_FILES = ("results.json", "predictions.jsonl", "scores.jsonl", "ce_per_obse
 GENERATED = settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 
 
-def write_csv(path: Path, rows: dict[str, str], column: str = "report") -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", column])
-        writer.writerows(rows.items())
-    return path
-
-
-def write_jsonl(path: Path, rows: dict[str, str]) -> Path:
-    path.write_text("".join(json.dumps({"id": k, "report": v}) + "\n" for k, v in rows.items()), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(autouse=True)

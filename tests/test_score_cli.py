@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from report_files import write_csv, write_jsonl
 
 from rrgbench.cli import main
 from rrgbench.errors import DataError
@@ -30,17 +31,6 @@ PREDICTIONS = {
 NLG_KEYS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "cider")
 
 
-def _csv(path: Path, rows: dict[str, str], column: str = "report") -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", column])
-        writer.writerows(rows.items())
-    return path
-
-
-def _jsonl(path: Path, rows: dict[str, str]) -> Path:
-    path.write_text("".join(json.dumps({"id": k, "report": v}) + "\n" for k, v in rows.items()), encoding="utf-8")
-    return path
 
 
 pytestmark = pytest.mark.usefixtures("no_metric_weights")
@@ -48,7 +38,7 @@ pytestmark = pytest.mark.usefixtures("no_metric_weights")
 
 @pytest.fixture
 def files(tmp_path) -> tuple[Path, Path]:
-    return _csv(tmp_path / "my-system.csv", PREDICTIONS), _jsonl(tmp_path / "refs.jsonl", REFERENCES)
+    return write_csv(tmp_path / "my-system.csv", PREDICTIONS), write_jsonl(tmp_path / "refs.jsonl", REFERENCES)
 
 
 def _score(tmp_path: Path, preds: Path, refs: Path, *extra: str) -> tuple[int, Path]:
@@ -122,7 +112,8 @@ def test_clean_none_reproduces_pycocoevalcap_and_whitespace_folds(tmp_path, clea
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
 
-    preds, refs = _jsonl(tmp_path / "p.jsonl", SPACED_PREDICTIONS), _jsonl(tmp_path / "r.jsonl", SPACED_REFERENCES)
+    preds = write_jsonl(tmp_path / "p.jsonl", SPACED_PREDICTIONS)
+    refs = write_jsonl(tmp_path / "r.jsonl", SPACED_REFERENCES)
     code, out = _score(tmp_path, preds, refs, "--clean", clean)
     assert code == 0
     ids = list(SPACED_REFERENCES)
@@ -165,8 +156,8 @@ def test_weights_absent_metrics_are_unavailable_in_record_and_leaderboard(tmp_pa
 
 
 def test_id_mismatch_is_a_clear_error_unless_partial(tmp_path, capsys):
-    preds = _csv(tmp_path / "p.csv", {"s1": "a .", "s2": "b .", "x9": "c ."})
-    refs = _csv(tmp_path / "r.csv", {"s1": "a .", "s2": "b .", "s3": "c .", "s4": "d ."})
+    preds = write_csv(tmp_path / "p.csv", {"s1": "a .", "s2": "b .", "x9": "c ."})
+    refs = write_csv(tmp_path / "r.csv", {"s1": "a .", "s2": "b .", "s3": "c .", "s4": "d ."})
     code, _ = _score(tmp_path, preds, refs)
     err = capsys.readouterr().err
     assert code == DataError.exit_code
@@ -183,7 +174,7 @@ def test_duplicates_and_missing_columns_are_errors(tmp_path):
     preds = ReportFile(Path("p"), ["a", "b"], ["x", "y"])
     with pytest.raises(DataError, match=r"1 duplicated ids in references \(first: 'b'\)"):
         match_reports(preds, refs, allow_partial=True)
-    bad = _csv(tmp_path / "bad.csv", {"s1": "text"}, column="findings")
+    bad = write_csv(tmp_path / "bad.csv", {"s1": "text"}, column="findings")
     with pytest.raises(DataError, match=r"no column 'report' .*columns: id, findings"):
         read_reports(bad)
     assert read_reports(bad, text_column="findings").texts == ["text"]
@@ -192,7 +183,7 @@ def test_duplicates_and_missing_columns_are_errors(tmp_path):
 
 
 def test_label_writes_id_and_the_14_observations(tmp_path, capsys):
-    source = _csv(tmp_path / "reports.csv", REFERENCES)
+    source = write_csv(tmp_path / "reports.csv", REFERENCES)
     out = tmp_path / "labels.csv"
     assert main(["label", str(source), "--out", str(out)]) == 0, capsys.readouterr().err
     with open(out, newline="", encoding="utf-8") as handle:
@@ -207,7 +198,7 @@ def test_label_writes_id_and_the_14_observations(tmp_path, capsys):
 
 
 def test_label_with_unavailable_labeler_is_one_line(tmp_path, capsys):
-    source = _csv(tmp_path / "reports.csv", REFERENCES)
+    source = write_csv(tmp_path / "reports.csv", REFERENCES)
     code = main(["label", str(source), "--out", str(tmp_path / "l.csv"), "--labeler", "chexbert"])
     err = capsys.readouterr().err
     assert code == 2 and "CheXbert weights not found" in err and err.strip().count("\n") == 0

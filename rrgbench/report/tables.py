@@ -299,7 +299,8 @@ def ablation_section(board: Board, notes: Footnotes, images: Mapping[str, bytes]
         "Each ablation (record.ablation_of) against its base: Δ = variant − base of the means shown above; the "
         "95% CI of Δ and the test come from the paired bootstrap on pooled (seed, study) units. The p-values "
         "are Holm-adjusted over the ablations, the CIs are not: a CI that excludes 0 next to ≈ is a difference "
-        "that does not survive the correction for the number of comparisons."], Table(header, rows), images=_images(images, ("ablations.png", "ablation deltas")))
+        "that does not survive the correction for the number of comparisons."],
+        Table(header, rows), images=_images(images, ("ablations.png", "ablation deltas")))
 
 
 def curves_section(board: Board, images: Mapping[str, bytes]) -> Section:

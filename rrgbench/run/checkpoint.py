@@ -17,7 +17,6 @@ byte on disk) cannot reach the other.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import pickle
 import random
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 
 from rrgbench.errors import DataError
-from rrgbench.io import atomic_write, write_json
+from rrgbench.io import atomic_write, read_json, write_json
 
 CHECKPOINT_VERSION = 2  # 2: resume state (position, log rows, per-rank RNG) in every training checkpoint
 
@@ -149,12 +148,7 @@ def read_meta(path: Path) -> dict[str, Any]:
     meta_path = Path(path).with_suffix(".json")
     if not meta_path.is_file():
         raise DataError(f"checkpoint metadata missing: {meta_path} (a checkpoint is NAME.pt + NAME.json)")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{meta_path}: malformed JSON at line {exc.lineno} column {exc.colno}") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{meta_path}: checkpoint metadata is not UTF-8 text") from None
+    meta = read_json(meta_path, "checkpoint metadata")
     if not isinstance(meta, dict):
         raise DataError(f"{meta_path}: checkpoint metadata must be a JSON object, got {type(meta).__name__}")
     return meta

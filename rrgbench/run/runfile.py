@@ -42,17 +42,10 @@ class RunFile:
 
 def load_run_file(path: Path) -> RunFile:
     """Read and check a run configuration file; errors name the file and the key."""
-    import yaml
-
-    from rrgbench.run.suite import MODEL_KEYS, _known_keys, _model_entry
+    from rrgbench.run.suite import MODEL_KEYS, _known_keys, _model_entry, read_yaml
 
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--config: file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    data = read_yaml(path, f"--config: file not found: {path}") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a run file is a mapping with keys {', '.join(RUN_FILE_KEYS)}")
     _known_keys(data, RUN_FILE_KEYS, str(path))

@@ -117,18 +117,24 @@ class Suite:
 
 
 # -- parsing -------------------------------------------------------------------------------------------
-def load_suite(path: Path) -> Suite:
-    """Read and check a suite file; errors name the file and the offending entry."""
+def read_yaml(path: Path, not_found: str) -> Any:
+    """Parse the YAML file at ``path`` (suite and run files); ``not_found`` is the error when it is missing."""
     import yaml
 
-    path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"suite file not found: {path}")
+        raise ConfigError(not_found)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (bad byte at offset {exc.start})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_suite(data, str(path), path)
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+
+
+def load_suite(path: Path) -> Suite:
+    """Read and check a suite file; errors name the file and the offending entry."""
+    path = Path(path)
+    return parse_suite(read_yaml(path, f"suite file not found: {path}"), str(path), path)
 
 
 def parse_suite(data: Any, where: str = "suite", path: Path | None = None) -> Suite:
