@@ -4,7 +4,7 @@
 
 Builds the default run's configuration (``rrgbench run --model M``: synthetic data, ``small`` profile),
 times ``--steps`` real training steps, then the efficiency measurement of that model in each mode
-(``full`` is what ``auto`` chooses for the default run's steps, ``fast`` what it chooses under 500 steps).
+(``auto`` chooses ``fast`` under 2,000 training steps, which includes the default run's 1,017, else ``full``).
 Generation is timed twice: as the model decodes (early stop at end-of-report) and with end-of-report
 disabled, so every generated report runs to ``decode.max_len`` (the longest a trained model can make it).
 The share divides the longest efficiency time by the default run's *training steps alone* (steps per run x
