@@ -13,8 +13,9 @@ Precedence, lowest first (each value's origin is kept in :attr:`RunConfig.source
 
 Layers 3-5 are *soft*: a key naming an option the chosen components do not have is skipped (a profile
 shrinks whatever exists). Recipe overrides, files and flags are strict: an unknown key is an error with
-"did you mean". Only the recipe's, the file's and the flags' values are the user's choices
-(:attr:`RunConfig.overrides`); a leaderboard labels rows by them.
+"did you mean". :attr:`RunConfig.overrides` keeps the suite's (those applied), the file's and the flags'
+values by origin; only the file's and the flags' (:data:`USER_ORIGINS`, merged by :func:`user_choices`)
+are the user's choices, and a leaderboard labels rows by them.
 
 :class:`RunConfig` holds the *validated option instances* (``config.train.epochs``); ``to_dict`` /
 ``from_dict`` give the plain JSON form that a run, a checkpoint and a record carry, so an evaluation
@@ -37,7 +38,9 @@ from rrgbench.extension.options import OptionInfo, option
 from rrgbench.extension.plugins import Registry
 from rrgbench.sizes import check_memory
 
-COMPONENT_KINDS = ("encoder", "memory", "alignment", "decoder")
+DEFAULT_COMPONENTS = {"encoder": "timm", "memory": "none", "alignment": "none", "decoder": "transformer"}
+"""The component of each kind a recipe gets when it names none."""
+COMPONENT_KINDS = tuple(DEFAULT_COMPONENTS)
 
 
 @dataclass(frozen=True)
@@ -134,8 +137,13 @@ HARNESS_SECTIONS: dict[str, type] = {
 }
 RESULT_NEUTRAL_SECTIONS = ("efficiency",)
 """Sections that change what is measured about cost but never a result (not in the fingerprint)."""
-ORIGINS = ("default", "recipe", "dataset", "profile", "suite", "file", "flag")
-USER_ORIGINS = ("recipe", "file", "flag")
+USER_ORIGINS = ("file", "flag")
+"""Origins of the user's own choices, lowest first (see :func:`user_choices`)."""
+
+
+def user_choices(overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The user's choices among overrides kept by origin (:attr:`RunConfig.overrides`): file, then flags."""
+    return {key: value for origin in USER_ORIGINS for key, value in (overrides.get(origin) or {}).items()}
 
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -252,7 +260,7 @@ class RunConfig:
     @property
     def user_overrides(self) -> dict[str, Any]:
         """What the user chose (file, then flags): the values that tell a row of a leaderboard apart."""
-        return {**self.overrides.get("file", {}), **self.overrides.get("flag", {})}
+        return user_choices(self.overrides)
 
     @property
     def decode_max_len(self) -> int:
@@ -316,8 +324,7 @@ def _known_only(schema: type, values: Mapping[str, Any]) -> dict[str, Any]:
 def components_of(registry: Registry, model: str) -> dict[str, str]:
     """The component names a recipe chooses."""
     recipe = registry.get("model", model)
-    return {kind: recipe.extra.get(kind, default) for kind, default in
-            zip(COMPONENT_KINDS, ("timm", "none", "none", "transformer"), strict=True)}
+    return {kind: recipe.extra.get(kind, default) for kind, default in DEFAULT_COMPONENTS.items()}
 
 
 def schemas_for(registry: Registry, components: Mapping[str, str], dataset: str) -> dict[str, type]:
@@ -390,15 +397,18 @@ def resolve_config(
     profile = profile_of(registry, dataset, profile)
     raw: dict[str, dict[str, Any]] = {name: {} for name in schemas}
     sources: dict[str, str] = {}
+    kept: dict[str, dict[str, Any]] = {}
     for origin, values, strict in layers(registry, model, dataset, profile, suite=suite_overrides,
                                          file=file_overrides, flags=overrides):
         label = {"recipe": f"recipe '{model}'", "profile": f"profile '{profile}'", "flag": "--set"}.get(origin, origin)
-        for key in _apply(raw, schemas, values, strict=strict, origin=label):
+        applied = _apply(raw, schemas, values, strict=strict, origin=label)
+        for key in applied:
             sources[key] = origin
+        if origin == "suite":
+            kept["suite"] = applied  # soft: only the suite-wide values this recipe has
     sections = {name: opt.validate(schema, raw[name], _where(name, components, dataset))
                 for name, schema in schemas.items()}
-    kept = {"suite": applicable(registry, model, dataset, suite_overrides or {}), "file": dict(file_overrides or {}),
-            "flag": dict(overrides or {})}
+    kept["file"], kept["flag"] = dict(file_overrides or {}), dict(overrides or {})
     config = RunConfig(model=model, dataset=dataset, profile=profile, seed=seed, components=components,
                        sections=sections, overrides={k: v for k, v in kept.items() if v}, sources=sources)
     check_memory(config)  # sizes each allowed but together absurd (rrgbench.sizes)
@@ -424,12 +434,10 @@ def _apply(raw: dict[str, dict[str, Any]], schemas: Mapping[str, type], values: 
                 raise ConfigError(f"{origin}: '{dotted}' is not section.key{did_you_mean(section, schemas)}; "
                                   f"sections: {', '.join(schemas)}")
             continue
-        known = {info.name for info in opt.describe(schemas[section])}
+        known = [f.name for f in dataclasses.fields(schemas[section])]
         if key not in known:
             if strict:
-                hint = did_you_mean(key, known) or (f"; valid: {', '.join(sorted(known))}" if known else
-                                                    "; this component takes no options")
-                raise ConfigError(f"{origin}: unknown option '{dotted}'{hint}")
+                raise opt.unknown_option(origin, key, known, shown=dotted)
             continue
         raw[section][key] = value
         applied[dotted] = value

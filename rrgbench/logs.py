@@ -7,7 +7,7 @@ installs a handler by itself: the command line calls :func:`configure` (``--quie
 
 :func:`phase` announces a stage of work ("decoding test", "scoring: meteor", "efficiency") and its elapsed
 time. :class:`Progress` follows a loop over a known number of items: on a terminal a transient tqdm bar,
-otherwise (a batch job writing its standard error to a file) one plain line every ``every`` items or
+otherwise (a batch job writing its standard error to a file) one plain line every tenth of the items or
 ``interval`` seconds, whichever comes first, and at the end, with the rate, extra fields (loss, samples/s)
 and the estimated time left.
 """
@@ -18,7 +18,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -102,13 +102,13 @@ def phase(name: str, say: Say = info) -> Iterator[None]:
 class Progress:
     """Progress over ``total`` items: a tqdm bar on a terminal, else a plain line now and then (see the module).
 
-    ``bar`` None decides by :func:`bars_wanted`; ``every`` defaults to a tenth of ``total``.
+    ``bar`` None decides by :func:`bars_wanted`.
     """
 
-    def __init__(self, desc: str, total: int, *, unit: str = "it", bar: bool | None = None, every: int | None = None,
-                 interval: float = 60.0, say: Say = info) -> None:
+    def __init__(self, desc: str, total: int, *, unit: str = "it", bar: bool | None = None, interval: float = 60.0,
+                 say: Say = info) -> None:
         self.desc, self.total, self.unit, self.say = desc, max(0, int(total)), unit, say
-        self.every = every or max(1, math.ceil(self.total / 10))
+        self.every = max(1, math.ceil(self.total / 10))
         self.interval = interval
         self.done = 0
         self.fields: dict[str, str] = {}
@@ -157,15 +157,6 @@ class Progress:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-def track(items: Iterable[T], desc: str, total: int, *, unit: str = "it", bar: bool | None = None,
-          say: Say = info) -> Iterator[T]:
-    """Iterate ``items`` with a :class:`Progress` (one item each)."""
-    with Progress(desc, total, unit=unit, bar=bar, say=say) as progress:
-        for item in items:
-            yield item
-            progress.update()
 
 
 def in_chunks(fn: Callable[[list[Any]], list[T]], items: list[Any], desc: str, *, chunk: int = 256,

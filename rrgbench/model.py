@@ -8,7 +8,9 @@ The model knows components only through the contracts in :mod:`rrgbench.extensio
 An incremental decoding step reads its input from a per-vocabulary table
 (:class:`rrgbench.token_table.TokenTable`) instead of querying the memory for every hypothesis, when
 the memory consolidates text, declares itself position-wise, and nothing is random (eval mode, no
-autograd); otherwise it calls :meth:`ReportGenerator.embed_text` as the full pass does.
+autograd); otherwise it calls :meth:`ReportGenerator.embed_text` as the full pass does. The table is
+checked against the weights once per batch, in :meth:`ReportGenerator.prepare`; the steps that follow
+only index it (the weights do not change inside one ``generate()``).
 """
 
 from __future__ import annotations
@@ -78,10 +80,14 @@ class ReportGenerator(nn.Module):
         return out.consolidated, out
 
     def prepare(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Everything decoding needs from the images (no report: only the visual branch exists)."""
+        """Everything decoding needs from the images (no report: only the visual branch exists); also brings the
+        token table up to date with the weights for the steps that follow."""
         visual = self.visual(images)
         semantic = self.alignment(visual, None).semantic
-        return self.decoder.encode(visual.consolidated, semantic)
+        encoded = self.decoder.encode(visual.consolidated, semantic)
+        if self.uses_token_table():
+            self.refresh_token_table()
+        return encoded
 
     def step(self, encoded: dict[str, torch.Tensor], tokens: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
         """Logits [B, vocab] for the next token after ``tokens`` [B] (incremental)."""
@@ -89,10 +95,17 @@ class ReportGenerator(nn.Module):
         return logits[:, -1], cache
 
     def step_inputs(self, tokens: torch.Tensor) -> torch.Tensor:
-        """The decoder's inputs [B, 1, D] for single tokens [B]: ``embed_text``, or its rows from the token table."""
+        """The decoder's inputs [B, 1, D] for single tokens [B]: ``embed_text``, or its rows from the token table
+        (as :meth:`prepare` last refreshed it; built here if no call ever did)."""
         if not self.uses_token_table():
             return self.embed_text(tokens[:, None])[0]
-        return self.token_table.rows(tokens, (self.memory, self.decoder), self._all_token_inputs).unsqueeze(1)
+        if not self.token_table.built:
+            self.refresh_token_table()
+        return self.token_table.rows(tokens).unsqueeze(1)
+
+    def refresh_token_table(self) -> None:
+        """Rebuild the token table if any weight or mode it depends on changed (walks every parameter)."""
+        self.token_table.refresh((self.memory, self.decoder), self._all_token_inputs)
 
     def uses_token_table(self) -> bool:
         """True when a step's input depends on the token id alone (see the module docstring)."""
@@ -154,12 +167,12 @@ def build_model(registry: Registry, config: RunConfig, context: BuildContext) ->
     """Instantiate the recipe's components from their registered factories with the config's options."""
     parts = {kind: registry.get(kind, config.components[kind]).load()(config.sections[kind], context)
              for kind in COMPONENT_KINDS}
-    check_memory(registry, config, parts["memory"])
+    check_memory_applies_to(registry, config, parts["memory"])
     return ReportGenerator(parts["encoder"], parts["memory"], parts["alignment"], parts["decoder"], context,
                            loss_weights=config.loss.weights)
 
 
-def check_memory(registry: Registry, config: RunConfig, memory: Memory) -> None:
+def check_memory_applies_to(registry: Registry, config: RunConfig, memory: Memory) -> None:
     """Refuse a memory that declares no modality it consolidates (the model would never call it)."""
     if isinstance(memory, NoMemory):
         return

@@ -4,7 +4,7 @@ Every writer and reader of ``results.json`` goes through this module: a training
 and ``rrgbench score`` build a :class:`RunRecord` and :func:`write_record` it; leaderboards, ``compare``
 and :func:`rrgbench.load_runs` read them with :func:`load_records`. The shape is fixed by the dataclasses
 below and published as a JSON Schema (``record.schema.json`` in this package, generated from them by
-:func:`json_schema`; a test keeps the two equal).
+:func:`json_schema` and rewritten by :func:`write_json_schema`; a test keeps the two equal).
 
 Schema version 2. Version-1 records (written before 2026-11-30; their ``efficiency`` had three shapes)
 are read by :func:`upgrade_v1` into the same types, so old runs and committed boards still load.
@@ -25,11 +25,12 @@ import json
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rrgbench.config import user_choices
 from rrgbench.errors import DataError
 
 SCHEMA_VERSION = 2
@@ -160,14 +161,6 @@ class Inference:
     throughput: dict[str, Any] | None = None
     unavailable: str | None = None
 
-    @property
-    def latency_seconds(self) -> float | None:
-        return _number(dig(self.latency_batch1, "seconds", "median"))
-
-    @property
-    def studies_per_second(self) -> float | None:
-        return _number(dig(self.throughput, "studies_per_second"))
-
 
 @dataclass
 class Retrieval:
@@ -261,8 +254,7 @@ class RunRecord:
 
     @property
     def user_overrides(self) -> dict[str, Any]:
-        overrides = (self.config or {}).get("overrides") or {}
-        return {**overrides.get("file", {}), **overrides.get("flag", {})}
+        return user_choices((self.config or {}).get("overrides") or {})
 
     def to_json(self) -> dict[str, Any]:
         return _encode(self)
@@ -288,18 +280,20 @@ class RunRecord:
 
 
 # -- reading and writing ---------------------------------------------------------------------------------------
-def read_record(path: Path) -> RunRecord:
-    """One ``results.json``; a DataError names the file when it is unreadable or malformed."""
+def read_record(path: Path, transform: Callable[[Any], Any] | None = None) -> RunRecord:
+    """One ``results.json`` (its JSON passed through ``transform`` first, when given); a DataError names the
+    file when it is unreadable or malformed."""
     from rrgbench.io import read_json
 
-    return RunRecord.from_json(read_json(Path(path), "run record"), str(path))
+    data = read_json(Path(path), "run record")
+    return RunRecord.from_json(transform(data) if transform else data, str(path))
 
 
-def write_record(path: Path, record: RunRecord) -> None:
+def write_record(path: Path, record: RunRecord, indent: int = 2) -> None:
     """Write a record atomically (refusing non-finite numbers: JSON has none)."""
     from rrgbench.io import write_text
 
-    text = json.dumps(record.to_json(), indent=2, allow_nan=False)
+    text = json.dumps(record.to_json(), indent=indent, allow_nan=False)
     write_text(Path(path), text + "\n")
 
 
@@ -312,8 +306,10 @@ class LoadedRecords:
     problems: list[str]
 
 
-def load_records(root: Path | str, *, strict: bool = True) -> LoadedRecords:
-    """Every ``results.json`` at or below ``root``, in path order.
+def load_records(root: Path | str, *, strict: bool = True,
+                 transform: Callable[[Any], Any] | None = None) -> LoadedRecords:
+    """Every ``results.json`` at or below ``root``, in path order (each passed through ``transform`` as JSON,
+    before it is decoded, when given).
 
     With ``strict`` an unreadable record is an error naming it; otherwise it is listed in ``problems``
     (so a caller can say what it left out, never drop it silently).
@@ -325,7 +321,7 @@ def load_records(root: Path | str, *, strict: bool = True) -> LoadedRecords:
     found = LoadedRecords([], [], [])
     for file in files:
         try:
-            found.records.append(read_record(file))
+            found.records.append(read_record(file, transform))
             found.paths.append(file)
         except DataError as exc:
             if strict:
@@ -555,6 +551,9 @@ def _schema_of(hint: Any, definitions: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_json_schema(path: Path = SCHEMA_FILE) -> None:
+    """Regenerate the shipped ``record.schema.json`` from the dataclasses after changing them:
+    ``python -c "from rrgbench.record import write_json_schema; write_json_schema()"`` (tests/test_record.py
+    fails until the shipped file equals :func:`json_schema`)."""
     from rrgbench.io import write_text
 
     write_text(path, json.dumps(json_schema(), indent=1, sort_keys=False) + "\n")
@@ -569,8 +568,3 @@ def dig(value: Any, *path: str) -> Any:
         value = value[key]
     return value
 
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None

@@ -12,8 +12,12 @@ parameter or buffer of the given modules (identity, storage, dtype and in-place 
 optimiser step or ``load_state_dict`` invalidates it), the device, or the autocast / inference mode.
 
 Each row is the same function of the same token as the uncached path; only the batch the rows are
-computed in differs, so values agree to float rounding (``tests/test_decoding.py`` checks tokens and
+computed in differs, so values agree to float rounding (``tests/test_token_table.py`` checks tokens and
 logits against the uncached path).
+
+Checking the stamp walks every parameter of the modules, so it is done once per decoded batch
+(:meth:`TokenTable.refresh`, from :meth:`rrgbench.model.ReportGenerator.prepare`), not once per step: the
+weights cannot change between the steps of one ``generate()``; a step only indexes the table (:meth:`TokenTable.rows`).
 """
 
 from __future__ import annotations
@@ -38,19 +42,25 @@ def _autocast_state(device: str) -> tuple[bool, torch.dtype | None]:
 
 
 class TokenTable:
-    """A ``[V, D]`` table of per-token inputs, rebuilt when :func:`weights_stamp` of its modules changes."""
+    """A ``[V, D]`` table of per-token inputs, rebuilt by :meth:`refresh` when :func:`weights_stamp` of its
+    modules changed."""
 
     def __init__(self) -> None:
         self._stamp: tuple | None = None
         self._table: torch.Tensor | None = None
 
-    def clear(self) -> None:
-        self._stamp, self._table = None, None
+    @property
+    def built(self) -> bool:
+        return self._table is not None
 
-    def rows(self, tokens: torch.Tensor, modules: Iterable[nn.Module],
-             compute: Callable[[], torch.Tensor]) -> torch.Tensor:
-        """Rows ``[B, D]`` for ``tokens`` [B]; ``compute()`` gives the whole table when it must be (re)built."""
+    def refresh(self, modules: Iterable[nn.Module], compute: Callable[[], torch.Tensor]) -> None:
+        """(Re)build the table with ``compute()`` unless it was built from the weights and modes ``modules`` have
+        now; once before a batch's steps."""
         stamp = weights_stamp(modules)
         if self._table is None or stamp != self._stamp:
             self._table, self._stamp = compute(), stamp
+
+    def rows(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Rows ``[B, D]`` for ``tokens`` [B] of the table as last refreshed."""
+        assert self._table is not None, "TokenTable.refresh comes first"
         return self._table.index_select(0, tokens)

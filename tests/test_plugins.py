@@ -133,5 +133,16 @@ def test_missing_plugin_module_is_a_clear_error(fresh_plugins):
         load_modules(fresh_plugins, ["no_such_plugin_xyz"])
 
 
+def test_failing_plugin_module_is_located_by_its_own_path(fresh_plugins, tmp_path, monkeypatch):
+    """A plugin named like part of a stdlib path (``json/decoder.py``) is not blamed for the stdlib frame."""
+    from rrgbench.extension.plugins import load_modules
+
+    (tmp_path / "decoder.py").write_text("import json\n\njson.loads('{')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match="failed while importing: JSONDecodeError") as caught:
+        load_modules(fresh_plugins, ["decoder"])
+    assert str(caught.value).endswith(f"({tmp_path / 'decoder.py'}, line 3)")
+
+
 def test_wildcard_listing(fresh_plugins):
     assert fresh_plugins.registry.names("dataset", "*-*") == ["iu-xray", "mimic-cxr"]

@@ -111,6 +111,10 @@ def test_errors_are_one_line_and_say_what_to_do():
         rrgbench.score(hyps=HYPS, refs=REFS, metrics=["bleu4"])
     with pytest.raises(UnknownNameError, match="uncertain-label mapping"):
         rrgbench.score(hyps=HYPS, refs=REFS, uncertain="positive")
+    with pytest.raises(rrgbench.errors.ConfigError, match="non-negative"):
+        rrgbench.score(hyps=HYPS, refs=REFS, seed=-1)
+    with pytest.raises(UnknownNameError, match="did you mean 'bleu_4'"):
+        rrgbench.score(hyps=HYPS, refs=REFS, skip=["bleu4"])
     with pytest.raises(DataError, match="blank references"):
         rrgbench.score(hyps=HYPS, refs=[*REFS[:3], "  "])
     with pytest.raises(DataError, match="duplicated ids"):

@@ -14,6 +14,7 @@ from rrgbench.record import (
     SCHEMA_FILE,
     SCHEMA_VERSION,
     RunRecord,
+    dig,
     json_schema,
     load_records,
     read_record,
@@ -25,7 +26,7 @@ V1 = Path(__file__).parent / "fixtures" / "records_v1"
 
 
 def test_the_shipped_schema_is_generated_from_the_record_types():
-    assert json.loads(SCHEMA_FILE.read_text()) == json_schema()
+    assert json.loads(SCHEMA_FILE.read_text()) == json_schema(), "regenerate it with record.write_json_schema()"
 
 
 def test_a_record_round_trips_and_validates(tmp_path):
@@ -42,7 +43,8 @@ def test_version_1_records_load_with_every_measured_figure():
     by_model = {r.model: r for r in loaded.records}
     mcsam = by_model["mcsam"]
     assert mcsam.kind == "training" and mcsam.efficiency.train.step_seconds.median > 0
-    assert mcsam.efficiency.retrieval.memory_size == 256 and mcsam.efficiency.inference.latency_seconds > 0
+    assert mcsam.efficiency.retrieval.memory_size == 256
+    assert dig(mcsam.efficiency.inference.latency_batch1, "seconds", "median") > 0
     assert mcsam.protocol.metric_groups["clinical"]["labeler"] == "chexpert-rules"
     assert mcsam.protocol.dataset["synthetic"]["difficulty"] == 0.5
     assert mcsam.metrics["bleu_4"].group == "nlg" and mcsam.metrics["ce_f1_micro"].group == "clinical"

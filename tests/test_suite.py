@@ -218,15 +218,16 @@ def test_jobs_run_in_worker_processes_with_one_thread_each(tmp_path):
 
 
 def test_progress_estimates_from_finished_wall_times():
-    from rrgbench.run.suite import Progress
+    from rrgbench.run.suite import RemainingTime
 
-    progress = Progress(total=5, jobs=2)
+    progress = RemainingTime(total=5, jobs=2)
     assert progress.eta(["a"]) == "1 left (ETA after the first finished run)"
     progress.finished("a", 600.0)
     progress.finished("a", 1200.0)
     progress.finished("b", 60.0)
     # a: 900 s (its own mean), c: 620 s (mean of all finished) -> 1,520 s over 2 jobs
-    assert progress.eta(["a", "c"]) == "2 left, about 13 min (estimated from 3 finished runs' wall times, 2 at a time)"
+    assert progress.eta(["a", "c"]) == ("2 left, about 12 min 40 s (estimated from 3 finished runs' wall times, "
+                                        "2 at a time)")
     assert progress.eta([]) == "nothing left"
 
 

@@ -2,8 +2,9 @@
 
 Every memory recipe decodes the same tokens with and without the table (beam and greedy), each step's logits
 agree to float rounding, the table is rebuilt when any weight it depends on changes (an optimiser step, an
-in-place edit of the memory matrix, ``load_state_dict``), and it is never used where the step's input is not
-a function of the token id alone (training mode, autograd, a memory that is not position-wise).
+in-place edit of the memory matrix, ``load_state_dict``), the weights are checked once per batch (in
+``prepare``), not per step, and the table is never used where the step's input is not a function of the
+token id alone (training mode, autograd, a memory that is not position-wise).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from contextlib import contextmanager
 import pytest
 import torch
 
+import rrgbench.token_table
 from rrgbench.config import resolve_config
-from rrgbench.decode import beam_search, greedy
+from rrgbench.decode import beam_search, generate, greedy
 from rrgbench.extension.components import BuildContext
 from rrgbench.extension.plugins import registry
 from rrgbench.model import ReportGenerator, build_model
@@ -77,6 +79,7 @@ def test_table_steps_equal_the_uncached_steps(tiny, recipe):
 def test_table_is_rebuilt_when_the_weights_change(tiny):
     model = tiny_model(tiny, "r2gencmn")
     tokens = torch.tensor([3, 4, 5])
+    images = torch.randn(2, 2, 3, 64, 64)
     calls = []
     original = model._all_token_inputs
 
@@ -88,6 +91,7 @@ def test_table_is_rebuilt_when_the_weights_change(tiny):
 
     def check():
         with torch.no_grad():
+            model.prepare(images)  # where a decoded batch checks the table against the weights
             rows = model.step_inputs(tokens)
             with without_table(model):
                 torch.testing.assert_close(rows, model.step_inputs(tokens), atol=1e-6, rtol=1e-6)
@@ -109,6 +113,25 @@ def test_table_is_rebuilt_when_the_weights_change(tiny):
     model.load_state_dict(state)
     check()
     assert len(calls) == 4
+
+
+def test_weights_are_stamped_once_per_batch_not_per_step(tiny, monkeypatch):
+    model = tiny_model(tiny, "r2gencmn")
+    images = torch.randn(2, 2, 3, 64, 64)
+    stamps = []
+    original = rrgbench.token_table.weights_stamp
+
+    def counted(modules):
+        stamps.append(1)
+        return original(modules)
+
+    monkeypatch.setattr(rrgbench.token_table, "weights_stamp", counted)
+    beam = generate(model, images, "beam", 3, 12, 1, 2)
+    assert len(stamps) == 1  # 12 steps of 6 hypotheses, one stamp
+    assert generate(model, images, "greedy", 1, 12, 1, 2) and len(stamps) == 2
+    with without_table(model):
+        assert generate(model, images, "beam", 3, 12, 1, 2) == beam
+    assert len(stamps) == 2
 
 
 def test_table_only_where_the_input_is_a_function_of_the_token(tiny):

@@ -9,7 +9,6 @@ from rrgbench.cli import echo, warn
 
 _KIND_OF = {"models": "model", "encoders": "encoder", "memories": "memory", "alignments": "alignment",
             "decoders": "decoder", "datasets": "dataset", "metrics": "metric", "labelers": "labeler"}
-_DEFAULT_COMPONENT = {"encoder": "timm", "memory": "none", "alignment": "none", "decoder": "transformer"}
 
 
 def register(sub: Any) -> None:
@@ -29,6 +28,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from rrgbench.config import COMPONENT_KINDS
     from rrgbench.extension.plugins import registry
 
     reg = registry()
@@ -36,7 +36,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         for line in option_table(reg, args.model, args.dataset, args.pattern):
             echo(line)
         return 0
-    kinds = tuple(_DEFAULT_COMPONENT) if args.what == "components" else (_KIND_OF[args.what],)
+    kinds = COMPONENT_KINDS if args.what == "components" else (_KIND_OF[args.what],)
     for kind in kinds:
         if len(kinds) > 1:
             echo(f"{kind}s:")
@@ -47,11 +47,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def describe_entry(reg: Any, entry: Any, with_options: bool, dataset: str = "synthetic",
                    profile: str | None = None) -> str:
+    from rrgbench.config import components_of
     from rrgbench.extension.options import describe
 
     lines = [f"  {entry.name:<24} {entry.description}"]
     if entry.kind == "model":
-        chosen = {kind: entry.extra.get(kind, default) for kind, default in _DEFAULT_COMPONENT.items()}
+        chosen = components_of(reg, entry.name)
         lines.append(f"  {'':<24} components: " + ", ".join(f"{k}={v}" for k, v in chosen.items()))
         if with_options:
             lines.extend(model_option_lines(reg, entry, chosen, dataset, profile))
@@ -103,11 +104,11 @@ def option_table(reg: Any, model: str, dataset: str, pattern: str = "*") -> list
     profile gives with where it comes from (recipe, dataset, profile)."""
     import fnmatch
 
-    from rrgbench.config import PROFILES, known_options, resolve_config
+    from rrgbench.config import PROFILES, known_options, profile_of, resolve_config
     from rrgbench.extension.options import as_dict
 
     configs = {profile: resolve_config(reg, model, dataset, profile=profile) for profile in PROFILES}
-    default_profile = reg.get("dataset", dataset).extra.get("profile", "paper")
+    default_profile = profile_of(reg, dataset, None)
     wanted = pattern if any(ch in pattern for ch in "*?[.") else f"{pattern}.*"
     lines = [f"options of {model} on {dataset} (its default profile: {default_profile}); "
              f"value per profile, [source] when not the schema default:"]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rrgbench.cli import echo, split_list, warn
+from rrgbench.errors import ConfigError
 
 
 def register(sub: Any) -> None:
@@ -107,9 +108,8 @@ def cmd_suite(args: argparse.Namespace) -> int:
         for item in planned:
             echo(f"  {item.label}  [{item.config.fingerprint()}]")
         return 0
-    if args.jobs is not None and args.jobs < 1:
-        warn(f"error: --jobs must be at least 1, got {args.jobs}")
-        return 2
+    if args.jobs is not None and args.jobs < 1:  # as the suite file's own jobs
+        raise ConfigError(f"--jobs: expected at least 1, got {args.jobs}")
     jobs = args.jobs or suite.jobs
     flags = local_files(args)  # the flags win over the suite's keys
     files = LocalFiles(chexbert=flags.chexbert or suite.chexbert, radgraph=flags.radgraph or suite.radgraph)

@@ -44,7 +44,7 @@ def register(sub: Any) -> None:
     add_scoring_flags(run)
     run.add_argument("--efficiency", choices=("auto", "full", "fast", "off"),
                      help="cost measurements after the test decode (shortcut for --set efficiency.mode=...; "
-                          "default auto: fast under 500 training steps, else full)")
+                          "default auto: fast under 2,000 training steps, else full)")
     run.add_argument("--resume", nargs="?", const="auto", default=None, metavar="RUN_DIR",
                      help="continue the latest unfinished run of this configuration in --out (or RUN_DIR); "
                           "starts a new run when there is none")
@@ -119,12 +119,9 @@ def resolve_configs(reg: Any, args: argparse.Namespace) -> list[Any]:
         if not resume_dir:
             raise ConfigError("run: --model is required (rrgbench list models), unless --config FILE names a model "
                               "or --resume RUN_DIR is given")
-        from rrgbench.run.layout import RunDir
+        from rrgbench.run.layout import existing_run
 
-        config_file = Path(args.resume) / "config.json"
-        if not config_file.is_file():
-            raise ConfigError(f"--resume {args.resume}: not a run directory (no config.json in it)")
-        return [RunDir(Path(args.resume)).config(reg)]
+        return [existing_run(args.resume).config(reg)]
     seeds = parse_seeds(args.seed) if args.seed is not None else list(file.seeds or (0,))
     if resume_dir and len(seeds) > 1:
         raise ConfigError("--resume RUN_DIR continues one run; give a single --seed (or none)")

@@ -28,11 +28,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from rrgbench.data.images import load_image
+from rrgbench.data.source import available_cores
 from rrgbench.data.studies import Study
 from rrgbench.data.tokenizer import Tokenizer
-from rrgbench.extension.components import IMAGENET_MEAN, IMAGENET_STD, ImageStats
+from rrgbench.extension.components import ImageStats
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Batch", "ImageStats", "StudyDataset", "image_transform", "make_loader"]
+__all__ = ["Batch", "StudyDataset", "image_transform", "make_loader"]
 
 
 @dataclass
@@ -115,19 +116,11 @@ def collate(items: list[tuple[str, torch.Tensor, list[int], str]], pad_id: int) 
                  [r for _, _, _, r in items])
 
 
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def loader_workers(data: Any, cores: int | None = None, processes: int | None = None) -> int:
     """Data-loader worker processes for ``data`` (a ``DataOptions``): see the module docstring.
 
-    ``cores`` defaults to :func:`available_cores`, ``processes`` (training processes on this machine) to
-    torchrun's ``LOCAL_WORLD_SIZE`` (1 without it).
+    ``cores`` defaults to :func:`~rrgbench.data.source.available_cores`, ``processes`` (training processes
+    on this machine) to torchrun's ``LOCAL_WORLD_SIZE`` (1 without it).
     """
     if data.num_workers >= 0:
         return data.num_workers

@@ -15,6 +15,14 @@ from rrgbench.data.studies import SPLITS, Study
 from rrgbench.errors import DataError
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (sizes the synthetic generator's processes and the data loader's workers)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 @dataclass
 class DatasetSource:
     """A loaded, validated dataset."""

@@ -54,10 +54,9 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from rrgbench.data.source import available_cores
 from rrgbench.data.synthetic_spec import GENERATOR_VERSION, SyntheticSpec
 from rrgbench.errors import ConfigError, DataError
-
-"""Bump when the output for a given spec changes; it is part of the fingerprint (the cache key)."""
 
 FINDINGS: tuple[str, ...] = (
     "cardiomegaly",
@@ -1150,8 +1149,7 @@ def _build_workers(spec: SyntheticSpec) -> int:
     total = sum(spec.size_of(split) for split in SPLIT_CODES)
     if total < PARALLEL_MIN_STUDIES:
         return 1
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cpus, 8))
+    return max(1, min(available_cores(), 8))
 
 
 def _draw_all(spec: SyntheticSpec, folder: Path) -> list[dict[str, object]]:

@@ -11,11 +11,11 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
+from rrgbench.data.studies import SPLITS
 from rrgbench.errors import ConfigError
-from rrgbench.extension.options import option
+from rrgbench.extension.options import check_fields, option
 
 GENERATOR_VERSION = 2  # bump when the generated studies change (it names the cached builds)
-SPLIT_NAMES = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -30,13 +30,7 @@ class SyntheticSpec:
     seed: int = option(0, "generator seed (independent of the training seed)", min=0)
 
     def __post_init__(self) -> None:
-        for name in ("n_train", "n_val", "n_test"):
-            if int(getattr(self, name)) < 0:
-                raise ConfigError(f"synthetic: {name} must be >= 0, got {getattr(self, name)}")
-        if not 32 <= int(self.image_size) <= 1024:
-            raise ConfigError(f"synthetic: image_size must be in [32, 1024], got {self.image_size}")
-        if not 0.0 <= float(self.difficulty) <= 1.0:
-            raise ConfigError(f"synthetic: difficulty must be in [0, 1], got {self.difficulty}")
+        check_fields(self, "synthetic")  # the bounds declared above, also when built directly
 
     def fingerprint(self) -> str:
         """A short stable hash of the fields and the generator version, used as the folder name."""
@@ -46,6 +40,6 @@ class SyntheticSpec:
 
     def size_of(self, split: str) -> int:
         """Number of studies in ``split``."""
-        if split not in SPLIT_NAMES:
-            raise ConfigError(f"synthetic: unknown split '{split}' (expected one of {', '.join(SPLIT_NAMES)})")
+        if split not in SPLITS:
+            raise ConfigError(f"synthetic: unknown split '{split}' (expected one of {', '.join(SPLITS)})")
         return int(getattr(self, f"n_{split}"))

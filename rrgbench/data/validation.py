@@ -287,13 +287,14 @@ def validate_studies(
     image_root = Path(image_root)
     if not image_root.is_dir():
         raise DataError(f"image root {image_root} does not exist or is not a folder")
-    if Path(os.path.realpath(image_root)).parent == Path(os.path.realpath(image_root)):
+    real_root = Path(os.path.realpath(image_root))
+    if real_root.parent == real_root:
         raise DataError(f"image root {image_root} is the file system's root: every file of the machine would be "
                         "an image path; point it at the dataset's image folder")
     out = _Collector(max_examples=max_examples)
     _check_text_and_views(studies, n_views, out)
     refs = _image_refs(studies)
-    results = _check_files(Path(os.path.realpath(image_root)), [ref.file for ref in refs])
+    results = _check_files(real_root, [ref.file for ref in refs])
     skipped = _record_image_problems(refs, results, allow_missing, out)
     kept = _keep(studies, skipped)
     _check_splits(studies, kept, out)

@@ -3,7 +3,8 @@
 A schema is a frozen dataclass whose fields are declared with :func:`option` (default, help text,
 choices, bounds). :func:`validate` turns a plain mapping (from a recipe, a YAML file or
 ``--set key=value`` strings) into an instance, coercing strings and refusing unknown keys with a
-"did you mean". Schemas import nothing heavy, so ``rrgbench list --options`` stays fast.
+"did you mean" (:func:`unknown_option`, shared with the run configuration's layers); :func:`check_fields`
+checks an instance built directly. Schemas import nothing heavy, so ``rrgbench list --options`` stays fast.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,10 +72,16 @@ def validate(schema: type, values: Mapping[str, Any], where: str) -> Any:
     kwargs = {}
     for key, raw in values.items():
         if key not in known:
-            hint = did_you_mean(key, known) or (f"; valid: {', '.join(known)}" if known else "; it takes none")
-            raise ConfigError(f"{where}: unknown option '{key}'{hint}")
+            raise unknown_option(where, key, list(known))
         kwargs[key] = _check(key, coerce(raw, hints[key], f"{where}.{key}"), known[key].metadata, where)
     return schema(**kwargs)
+
+
+def unknown_option(where: str, key: str, known: Sequence[str], *, shown: str | None = None) -> ConfigError:
+    """The error for ``key``, an option ``where`` does not declare (``known``: the ones it does, in order);
+    ``shown`` names the option in the message (default ``key``)."""
+    hint = did_you_mean(key, known) or (f"; valid: {', '.join(known)}" if known else "; it takes no options")
+    return ConfigError(f"{where}: unknown option '{shown or key}'{hint}")
 
 
 def as_dict(instance: Any) -> dict[str, Any]:
@@ -157,6 +164,13 @@ def _parse_json(text: str, where: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{where}: not valid JSON ({exc.msg})") from None
+
+
+def check_fields(instance: Any, where: str) -> None:
+    """Check every field of a schema instance against its declared choices and bounds (for a schema's
+    ``__post_init__``, so that building it directly is checked as :func:`validate` checks)."""
+    for f in dataclasses.fields(instance):
+        _check(f.name, getattr(instance, f.name), f.metadata, where)
 
 
 def _check(key: str, value: Any, meta: Mapping[str, Any], where: str) -> Any:

@@ -1,8 +1,9 @@
 """The plugin manager and the registries it fills.
 
 Owns: loading plugins (built-ins, the ``rrgbench`` entry-point group, ``-p``/``RRGBENCH_PLUGINS``),
-calling the registration hooks, and the per-kind registries with duplicate detection,
-"did you mean" lookups and wildcard listing. Nothing here imports torch.
+calling the registration hooks, the per-kind registries with duplicate detection,
+"did you mean" lookups and wildcard listing, and where each plugin's code lives (:func:`plugin_module`,
+:func:`plugin_paths`). Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pluggy
@@ -244,14 +246,31 @@ def registry() -> Registry:
 
 
 def _where_raised(exc: BaseException, module_name: str) -> str:
-    """`` (FILE, line N)`` of the innermost frame in the failing plugin module's file, if found."""
+    """`` (FILE, line N)`` of the innermost frame in the failing plugin module's code (its file, or its
+    package's folder), if found. Matched by path, so a plugin named ``util`` is not any ``.../util...`` file."""
+    import importlib.util
     import traceback
 
-    wanted = module_name.replace(".", "/")
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except Exception:  # a parent package that fails too, a module left without a spec
+        return ""
+    if spec is None:
+        return ""
+    locations = spec.submodule_search_locations
+    roots = [Path(p).resolve() for p in (locations if locations is not None else [spec.origin]) if p]
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if wanted in frame.filename.replace(os.sep, "/"):
+        path = Path(frame.filename).resolve()
+        if any(path == root or root in path.parents for root in roots):
             return f" ({frame.filename}, line {frame.lineno})"
     return ""
+
+
+def plugin_module(plugin: object) -> ModuleType | None:
+    """The module a plugin's code lives in: the plugin itself when it is a module, else its class's module."""
+    if isinstance(plugin, ModuleType):
+        return plugin
+    return sys.modules.get(getattr(plugin, "__module__", "") or type(plugin).__module__)
 
 
 def plugin_paths() -> dict[str, Path]:
@@ -263,7 +282,7 @@ def plugin_paths() -> dict[str, Path]:
         return {}
     paths = {}
     for name, plugin in _HOST.pm.list_name_plugin():
-        module = plugin if isinstance(plugin, type(sys)) else sys.modules.get(type(plugin).__module__)
+        module = plugin_module(plugin)
         top = sys.modules.get(module.__name__.partition(".")[0]) if module is not None else None
         if top is not None and top.__name__ != PROJECT and getattr(top, "__path__", None):
             paths[name] = Path(next(iter(top.__path__))).resolve()

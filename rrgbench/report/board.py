@@ -2,9 +2,10 @@
 
 Rows are sorted by the dataset's headline metric (the dataset's registered selection metric: CE micro-F1
 on ``synthetic``, BLEU-4 on the real datasets; ``--sort KEY`` picks another column), unavailable values
-last. Columns fall into sections: a metric's section follows its group (``nlg`` -> language, ``clinical``
-and ``radgraph`` -> clinical; a third-party group's key uses the section declared at its registration),
-efficiency figures form the cost section. A column that is n/a for every row is not shown; the section
+last. Columns fall into sections: a metric's section is the one its key declares where it is registered
+(:class:`rrgbench.metrics.base.MetricKey`); a key no longer registered falls back to its recorded group
+(``nlg`` -> language, ``clinical`` and ``radgraph`` -> clinical, any other -> other); efficiency figures
+form the cost section. A column that is n/a for every row is not shown; the section
 lists it once with the reason (:attr:`Board.hidden`).
 
 Every cell is one meaning: the mean over the row's runs, the sample standard deviation over seeds
@@ -20,16 +21,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from rrgbench.errors import ConfigError, did_you_mean
 from rrgbench.record import RunRecord, dig
-from rrgbench.report.records import latest_per_seed, row_labels, variant_key
+from rrgbench.report.records import labelers, latest_per_seed, row_labels, variant_key
 
-SECTION_OF_GROUP = {"nlg": "language", "clinical": "clinical", "radgraph": "clinical"}
-METRIC_SECTIONS = ("language", "clinical", "other")
+SECTION_OF_GROUP = {"nlg": "language", "clinical": "clinical", "radgraph": "clinical"}  # keys no longer registered
 HEADLINE_METRICS = ("ce_f1_micro", "bleu_4")  # the metrics tested for significance (the sort key first)
 CURVE_METRICS = ("ce_f1_micro", "bleu_4")
 DEGENERATE_SHARE = 0.5
@@ -101,24 +101,18 @@ EFFICIENCY_COLUMNS = (
 EFFICIENCY_KEYS = tuple(c.key for c in EFFICIENCY_COLUMNS)
 
 
-def _declared_sections(registry: Any) -> dict[str, str]:
-    if registry is None:
-        return {}
+def metric_columns(records: Sequence[RunRecord], registry: Any) -> list[Column]:
+    """Every metric key of the records, in the order the records list them, with its section."""
     from rrgbench.scoring.engine import all_keys
 
-    return {name: key.section for name, (_, key) in all_keys(registry).items()}
-
-
-def metric_columns(records: Sequence[RunRecord], registry: Any = None) -> list[Column]:
-    """Every metric key of the records, in the order the records list them, with its section."""
     keys: list[str] = []
     for record in records:
         keys.extend(k for k in record.metrics if k not in keys)
-    declared = _declared_sections(registry)
+    declared = {name: key.section for name, (_, key) in all_keys(registry).items()}
     columns = []
     for key in keys:
         entry = next(r.metrics[key] for r in records if key in r.metrics)
-        section = SECTION_OF_GROUP.get(entry.group or "") or declared.get(key, "other")
+        section = declared.get(key) or SECTION_OF_GROUP.get(entry.group or "", "other")
         columns.append(Column(key, key, bool(entry.higher_is_better), section, 4))
     return columns
 
@@ -153,10 +147,11 @@ def observe(record: RunRecord, column: Column) -> tuple[float | None, tuple[floa
 
 
 def mean_sd(values: Sequence[float]) -> tuple[float, float | None]:
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, None
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    """Mean and sample std over runs (:func:`rrgbench.metrics.statistics.mean_std`); no sd for a single run."""
+    from rrgbench.metrics.statistics import mean_std
+
+    mean, sd = mean_std(values)
+    return mean, sd if len(values) > 1 else None
 
 
 def aggregate(records: Sequence[RunRecord], column: Column) -> Cell:
@@ -305,11 +300,10 @@ class Board:
 
     @property
     def labelers(self) -> list[str]:
-        return sorted({str(g["labeler"]) for r in self.records
-                       if isinstance(g := r.protocol.metric_groups.get("clinical"), Mapping) and g.get("labeler")})
+        return labelers(self.records)
 
 
-def headline(dataset: str, columns: Sequence[Column], registry: Any = None, sort: str | None = None) -> Column:
+def headline(dataset: str, columns: Sequence[Column], registry: Any, sort: str | None = None) -> Column:
     """The sort column: ``sort`` when given, else the dataset's registered selection metric, else BLEU-4."""
     by_key = {c.key: c for c in columns}
     if sort is not None:
@@ -318,7 +312,7 @@ def headline(dataset: str, columns: Sequence[Column], registry: Any = None, sort
                               f"known: {', '.join(by_key)}")
         return by_key[sort]
     wanted = "bleu_4"
-    if registry is not None and dataset in registry.names("dataset"):
+    if dataset in registry.names("dataset"):
         defaults = registry.get("dataset", dataset).extra.get("defaults") or {}
         wanted = str(defaults.get("train.select_metric", wanted))
     for key in (wanted, "bleu_4"):
@@ -368,12 +362,13 @@ def build_board(dataset: str, records: Sequence[RunRecord], *, sort: str | None 
         from rrgbench.extension.plugins import registry as default_registry
 
         registry = default_registry()
-    records = sorted(latest_per_seed(records), key=record_order)
-    labels = row_labels(records)
+    variants = sorted(latest_per_seed([(variant_key(r), r) for r in records]), key=lambda v: record_order(v[1]))
+    records = [record for _, record in variants]
+    labels = row_labels(variants)
     runs: dict[str, list[RunRecord]] = {}
     models: dict[str, str] = {}
-    for record in sorted(records, key=lambda r: (str(r.seed), r.created, r.run_id)):  # a row's runs by seed
-        label = labels[variant_key(record)]
+    for variant, record in sorted(variants, key=lambda v: (str(v[1].seed), v[1].created, v[1].run_id)):  # by seed
+        label = labels[variant]
         runs.setdefault(label, []).append(record)
         models[label] = record.model
     metrics = metric_columns(records, registry)

@@ -20,7 +20,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rrgbench.report.board import Board, Column
+from rrgbench.report.board import CURVE_METRICS, Board, Column
 
 PLOT_METRICS = ("bleu_1", "bleu_4", "meteor", "rouge_l", "cider", "ce_f1_micro", "ce_f1_macro", "radgraph_f1")
 PLOTS = ("metrics.png", "quality_vs_latency.png", "retrieval_overhead.png", "ablations.png", "learning_curves.png",
@@ -251,7 +251,7 @@ def plot_ablations(board: Board) -> bytes:
 
 
 def plot_curves(board: Board) -> bytes:
-    metrics = [m for m in ("ce_f1_micro", "bleu_4") if any(m in c for c in board.curves.values())]
+    metrics = [m for m in CURVE_METRICS if any(m in c for c in board.curves.values())]
     if not metrics:
         return _empty_plot("Learning curves", "no validation history (record.validation.history) in these runs")
     plt = _pyplot()

@@ -52,12 +52,10 @@ def check_names(record: RunRecord, where: str) -> None:
 
 def load_records(runs: Path) -> list[RunRecord]:
     """Every run record below ``runs`` (home folder written ``~``), names checked; DataError on any bad one."""
-    found = read_records(runs)
-    records = []
+    found = read_records(runs, transform=portable)
     for path, record in zip(found.paths, found.records, strict=True):
         check_names(record, str(path))
-        records.append(RunRecord.from_json(portable(record.to_json()), str(path)))
-    return records
+    return found.records
 
 
 def records_by_dataset(runs: Path) -> dict[str, list[RunRecord]]:
@@ -80,21 +78,22 @@ def variant_key(record: RunRecord) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def latest_per_seed(records: Sequence[RunRecord]) -> list[RunRecord]:
-    """One record per configuration and seed: the most recently created (a rerun replaces the old run)."""
-    latest: dict[tuple[str, Any], RunRecord] = {}
-    for record in records:
-        key = (variant_key(record), record.seed)
-        if key not in latest or record.created >= latest[key].created:
-            latest[key] = record
+def latest_per_seed(variants: Sequence[tuple[str, RunRecord]]) -> list[tuple[str, RunRecord]]:
+    """One (variant key, record) per configuration and seed: the most recently created (a rerun replaces the
+    old run). ``variants``: each record with its :func:`variant_key`, computed once by the caller."""
+    latest: dict[tuple[str, Any], tuple[str, RunRecord]] = {}
+    for variant, record in variants:
+        key = (variant, record.seed)
+        if key not in latest or record.created >= latest[key][1].created:
+            latest[key] = (variant, record)
     return list(latest.values())
 
 
-def row_labels(records: Sequence[RunRecord]) -> dict[str, str]:
+def row_labels(variants: Sequence[tuple[str, RunRecord]]) -> dict[str, str]:
     """variant key -> row label: the model name, plus what tells variants of one model apart."""
     by_model: dict[str, dict[str, RunRecord]] = defaultdict(dict)
-    for record in records:
-        by_model[record.model].setdefault(variant_key(record), record)
+    for variant, record in variants:
+        by_model[record.model].setdefault(variant, record)
     labels = {}
     for model, variants in by_model.items():
         if len(variants) == 1:
@@ -117,11 +116,15 @@ def row_labels(records: Sequence[RunRecord]) -> dict[str, str]:
     return labels
 
 
+def labelers(records: Sequence[RunRecord]) -> list[str]:
+    """The labelers that produced the clinical-efficacy metrics of these runs (sorted names)."""
+    return sorted({str(group["labeler"]) for r in records
+                   if isinstance(group := r.protocol.metric_groups.get("clinical"), Mapping) and group.get("labeler")})
+
+
 def labeler_of(records: Sequence[RunRecord]) -> str:
     """Which labeler produced the clinical-efficacy metrics of these runs (``n/a`` when none did)."""
-    names = sorted({str(group["labeler"]) for r in records
-                    if isinstance(group := r.protocol.metric_groups.get("clinical"), Mapping) and group.get("labeler")})
-    return ", ".join(names) if names else "n/a"
+    return ", ".join(labelers(records)) or "n/a"
 
 
 def seeds_of(records: Sequence[RunRecord]) -> str:

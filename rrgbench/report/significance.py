@@ -21,7 +21,7 @@ their labelers differ, or the metric is unavailable on rescoring.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rrgbench.errors import RRGBenchError
@@ -113,11 +113,20 @@ def aligned(a: Sequence[RunRecord], b: Sequence[RunRecord], units: Units) -> str
 
 
 class Rescorer:
-    """Scores a row's pooled units once per set of seeds (headline metrics only) and keeps the results."""
+    """Scores a row's pooled units once per set of seeds (headline metrics only) and keeps the results, and
+    runs each comparison once (an ablation's base that is also the top row is compared once, not twice)."""
 
     def __init__(self, board: Any, registry: Any) -> None:
         self.board, self.registry = board, registry
         self.cache: dict[tuple[str, tuple[Any, ...]], dict[str, Any] | str] = {}
+        self.tests: dict[tuple[str, str, str], Comparison] = {}
+
+    def compare(self, a: str, b: str, metric: str) -> Comparison:
+        """:func:`compare`, once per (a, b, metric); each caller gets its own copy (Holm adjusts it per family)."""
+        key = (a, b, metric)
+        if key not in self.tests:
+            self.tests[key] = compare(self, a, b, metric)
+        return replace(self.tests[key])
 
     def results(self, label: str, seeds: tuple[Any, ...]) -> dict[str, Any] | str:
         key = (label, seeds)
@@ -126,8 +135,7 @@ class Rescorer:
         return self.cache[key]
 
     def _score(self, label: str, seeds: tuple[Any, ...]) -> dict[str, Any] | str:
-        from rrgbench.scoring.compare import groups_for
-        from rrgbench.scoring.engine import ScoringContext, score
+        from rrgbench.scoring.engine import ScoringContext, group_of, score
 
         by_seed = {r.seed: r for r in self.board.runs[label]}
         predictions, references = [], []
@@ -140,8 +148,9 @@ class Rescorer:
                                  uncertain=str(clinical.get("uncertain_mapping", "r2gen")), registry=self.registry,
                                  wanted=frozenset(self.board.tested))
         try:
-            groups, _ = groups_for(context.resolved_registry(), self.board.tested)
-            return score(predictions, references, context, groups=groups, with_ci=False).results
+            for key in self.board.tested:  # a key no longer registered: a note, not a missing result
+                group_of(context.resolved_registry(), key)
+            return score(predictions, references, context, with_ci=False).results  # groups with a tested key
         except RRGBenchError as exc:
             return f"no paired test: rescoring failed: {exc}"
 
@@ -186,13 +195,13 @@ def significance_tests(board: Any, registry: Any = None) -> Significance:
         family = []
         for label in board.rows:
             if best is not None and label != best:
-                found.vs_best[(label, metric)] = test = compare(rescorer, label, best, metric)
+                found.vs_best[(label, metric)] = test = rescorer.compare(label, best, metric)
                 family.append(test)
         _adjust(family)
         family = []
         for base, variants in board.families.items():
             for variant in variants:
-                found.ablations[(base, variant, metric)] = test = compare(rescorer, variant, base, metric)
+                found.ablations[(base, variant, metric)] = test = rescorer.compare(variant, base, metric)
                 family.append(test)
         _adjust(family)
     return found

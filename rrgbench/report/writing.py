@@ -14,15 +14,14 @@ records were read (:func:`rrgbench.report.records.check_names`): nothing is writ
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rrgbench.io import atomic_write, write_text
-from rrgbench.record import RunRecord
+from rrgbench.io import atomic_write
+from rrgbench.record import RESULTS_FILE, RunRecord, write_record
 from rrgbench.report import csvfiles
 from rrgbench.report.board import build_board, record_order
 from rrgbench.report.html import page
@@ -83,7 +82,7 @@ def replace_records(records: Sequence[RunRecord], folder: Path) -> None:
             n += 1
             path = base.with_name(f"{base.name}-{n}")
         taken.add(path)
-        write_text(path / "results.json", json.dumps(record.to_json(), indent=1) + "\n")
+        write_record(path / RESULTS_FILE, record, indent=1)
     fresh.mkdir(parents=True, exist_ok=True)
     if folder.exists():
         folder.rename(old)

@@ -71,7 +71,6 @@ from rrgbench.data.loader import Batch
 from rrgbench.extension.components import NoMemory, index_batch
 from rrgbench.record import DecodeCost, Efficiency, Inference, Retrieval, Timing, TrainCost
 
-COMPONENTS = ("encoder", "memory", "alignment", "decoder")
 DECODER_METHODS = ("embed", "encode", "init_cache", "decode")
 Logger = Callable[[str], None]
 
@@ -327,7 +326,7 @@ def generate_fn(model: nn.Module, images: torch.Tensor, config: Any, bos_id: int
     dec, max_len = config.decode, config.decode_max_len
 
     def run() -> list[list[int]]:
-        with torch.no_grad(), autocast():
+        with autocast():  # generate itself runs without autograd
             return generate(model, images, dec.method, dec.beam_size, max_len, bos_id, eos_id)
 
     return run

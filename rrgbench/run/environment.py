@@ -13,14 +13,13 @@ from __future__ import annotations
 import hashlib
 import platform
 import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from rrgbench.config import COMPONENT_KINDS, RunConfig
-from rrgbench.extension.plugins import Registry
+from rrgbench.extension.plugins import Registry, plugin_module
 from rrgbench.record import Environment, PluginCode
 
 PACKAGES = ("rrgbench", "torch", "torchvision", "timm", "numpy", "pycocoevalcap", "pluggy", "transformers",
@@ -75,18 +74,12 @@ def plugin_code(registry: Registry, config: RunConfig) -> list[PluginCode]:
     out = []
     for name, contributed in sorted(contributions(registry, config).items()):
         plugin = registry.plugins.get(name)
-        module = _module_of(plugin)
+        module = plugin_module(plugin)
         distribution, version = registry.distributions.get(name, (None, getattr(plugin, "__version__", None)))
         out.append(PluginCode(plugin=name, module=module.__name__ if module else type(plugin).__name__,
                               distribution=distribution, version=version,
                               source_sha256=source_hash(module) if module else None, contributed=contributed))
     return out
-
-
-def _module_of(plugin: object) -> ModuleType | None:
-    if isinstance(plugin, ModuleType):
-        return plugin
-    return sys.modules.get(getattr(plugin, "__module__", "") or type(plugin).__module__)
 
 
 def source_files(module: ModuleType) -> list[Path]:

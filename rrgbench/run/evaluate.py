@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 import torch
 
-from rrgbench.config import DataOptions, DecodeOptions, RunConfig, ScoringOptions
+from rrgbench.config import COMPONENT_KINDS, DataOptions, DecodeOptions, RunConfig, ScoringOptions
 from rrgbench.data.loader import StudyDataset, loader_workers, make_loader
 from rrgbench.data.tokenizer import Tokenizer
 from rrgbench.decode import generate
@@ -28,22 +27,28 @@ from rrgbench.extension.options import as_dict, validate
 from rrgbench.extension.plugins import Registry
 from rrgbench.logs import Progress, Say, phase
 from rrgbench.model import ReportGenerator, build_model
-from rrgbench.record import DecodeCost, Efficiency, Inference, Parameters, RunRecord
+from rrgbench.record import DecodeCost, Efficiency, Inference, Parameters
 from rrgbench.run import distributed
 from rrgbench.run.checkpoint import load_checkpoint
 from rrgbench.run.environment import environment
-from rrgbench.run.layout import RunDir, create_run, now
+from rrgbench.run.layout import RunDir, create_run
 from rrgbench.run.request import RunRequest
 from rrgbench.run.results import (
     check_scoring,
-    prediction_stats,
     protocol_for,
+    run_record,
     score_rows,
     scoring_context,
-    study_results,
     summary_line,
 )
-from rrgbench.run.setup import autocast, configure_determinism, context_for, load_source, resolve_device
+from rrgbench.run.setup import (
+    autocast,
+    configure_determinism,
+    context_for,
+    count_parameters,
+    load_source,
+    resolve_device,
+)
 from rrgbench.run.writer import RunWriter
 
 
@@ -74,12 +79,8 @@ def decode_loader(model: ReportGenerator, loader: Any, config: RunConfig, tokeni
 
 def parameter_counts(model: ReportGenerator) -> Parameters:
     """Total, trainable and per-component parameter counts."""
-    def count(module: torch.nn.Module, trainable: bool = False) -> int:
-        return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable)
-
-    return Parameters(total=count(model), trainable=count(model, trainable=True),
-                      components={kind: count(getattr(model, kind))
-                                  for kind in ("encoder", "memory", "alignment", "decoder")})
+    return Parameters(total=count_parameters(model), trainable=count_parameters(model, trainable=True),
+                      components={kind: count_parameters(getattr(model, kind)) for kind in COMPONENT_KINDS})
 
 
 @dataclass
@@ -217,27 +218,20 @@ def evaluate_checkpoint(registry: Registry, checkpoint: Path | str, request: Run
         origin = str(trained.path.resolve())
         evaluation = {"checkpoint": origin, "sha256": trained.meta.get("sha256"), "name": trained.meta.get("name"),
                       "trained_on": trained.config.dataset, "step": trained.meta.get("step")}
-        record = RunRecord(
-            kind="evaluation", run_id=run.run_id, model=config.model, dataset=config.dataset,
-            metrics=scores.values, created=now(), profile=config.profile, seed=config.seed, config=config.to_dict(),
+        record = run_record(
+            "evaluation", run.run_id, config, registry, rows, scores,
             protocol=protocol_for(config, source, trained.tokenizer, context, scores,
                                   dict(trained.meta.get("init_report") or {}), evaluation=evaluation),
             efficiency=Efficiency(parameters=parameter_counts(trained.model),
                                   test_set_decode=decode_cost(seconds, len(rows)),
                                   inference=Inference(unavailable="not measured when evaluating a saved model "
                                                                   "(the training run's record has these figures)")),
-            environment=environment(str(device)), predictions=prediction_stats([r["prediction"] for r in rows]),
-            tables=scores.tables, studies=study_results(rows), evaluated_from=origin,
-            ablation_of=registry.get("model", config.model).extra.get("ablation_of"))
+            environment=environment(str(device)), evaluated_from=origin)
         writer.record(record)
         writer.status("finished", evaluated_from=origin)
         request.log(summary_line(record))
     except BaseException as exc:
-        try:  # best effort: with the disk full, the original error is the one to report
-            writer.status("failed", error=f"{type(exc).__name__}: {exc}"[:500],
-                          traceback=traceback.format_exc()[-4000:])
-        except OSError:
-            pass
+        writer.failed(exc)
         raise
     finally:
         run.unlock()

@@ -112,7 +112,7 @@ class RunDir:
 def create_run(out: Path, config: RunConfig) -> RunDir:
     """A fresh run directory holding the resolved config, locked by this process and marked running."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path(out) / safe_name(config.dataset, "dataset") / safe_name(config.model, "model")
+    base = model_folder(out, config)
     name = f"{stamp}-{config.fingerprint()}-s{config.seed}"
     base.mkdir(parents=True, exist_ok=True)
     path, n = base / name, 1
@@ -135,6 +135,19 @@ def create_run(out: Path, config: RunConfig) -> RunDir:
     return run
 
 
+def model_folder(out: Path, config: RunConfig) -> Path:
+    """``out/<dataset>/<model>``: the folder of every run of ``config``'s model on its dataset."""
+    return Path(out) / safe_name(config.dataset, "dataset") / safe_name(config.model, "model")
+
+
+def existing_run(spec: str | Path) -> RunDir:
+    """The run directory ``--resume RUN_DIR`` names; ConfigError when it has no config.json."""
+    run = RunDir(Path(spec))
+    if not (run.path / "config.json").is_file():
+        raise ConfigError(f"--resume {spec}: not a run directory (no config.json in it)")
+    return run
+
+
 def find_runs(root: Path) -> list[RunDir]:
     """Every run directory below ``root`` (those with a config.json), oldest first."""
     return sorted((RunDir(p.parent) for p in Path(root).rglob("config.json")), key=lambda r: r.path.name)
@@ -148,7 +161,7 @@ def find_matching(root: Path, config: RunConfig, status: str | Collection[str] |
     runs; they are left out unless ``include_evaluations``.
     """
     fingerprint = config.fingerprint()
-    base = Path(root) / safe_name(config.dataset, "dataset") / safe_name(config.model, "model")
+    base = model_folder(root, config)
     if not base.is_dir():
         return []
     wanted = {status} if isinstance(status, str) else set(status or ())

@@ -35,7 +35,6 @@ import random
 import signal
 import socket
 import time
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -50,20 +49,19 @@ from rrgbench.errors import ConfigError, DataError
 from rrgbench.extension.plugins import Registry
 from rrgbench.logs import Progress, duration, phase
 from rrgbench.model import build_model
-from rrgbench.record import RunRecord, Validation, ValidationPoint
+from rrgbench.record import Validation, ValidationPoint
 from rrgbench.run import distributed
 from rrgbench.run.checkpoint import load_checkpoint, load_latest, previous_path, read_meta, rng_state, set_rng_state
 from rrgbench.run.environment import environment, plugin_code
 from rrgbench.run.evaluate import decode_cost, decode_loader
-from rrgbench.run.layout import RunDir, create_run, now
+from rrgbench.run.layout import RunDir, create_run
 from rrgbench.run.request import RunRequest
 from rrgbench.run.results import (
     check_scoring,
-    prediction_stats,
     protocol_for,
+    run_record,
     score_rows,
     scoring_context,
-    study_results,
     summary_line,
 )
 from rrgbench.run.resume import RunInterrupted, SeededSamples, StopSignals, near_misses, resolve_resume, truncate_log
@@ -116,6 +114,7 @@ class Trainer:
         self.model = build_model(registry, config, context).to(self.device)
         self.image_stats = self.model.encoder.image_stats()
         self.optimizer = make_optimizer(self.model, config.train)
+        self._encoder_ids = {id(p) for p in self.model.encoder.parameters()}  # names the learning rates it logs
         self.scheduler = make_scheduler(self.optimizer, config.train)
         self.train_module: torch.nn.Module = self.model  # the DDP wrapper in a multi-process job
         self.local_batch_size = self._local_batch_size()
@@ -190,23 +189,13 @@ class Trainer:
                                    error=str(exc)[:500] or "interrupted")
                 raise
             except BaseException as exc:
-                self._record_failure(exc)
+                self.writer.failed(exc, log_row=True)
                 raise
             finally:
                 self.tracker.close()
                 if self.writer.run is not None:
                     self.writer.run.unlock()
         return self.writer.run
-
-    def _record_failure(self, exc: BaseException) -> None:
-        """status.json ``failed`` and a ``failed`` log row, both with the traceback; best effort (the disk may be
-        full), so the original error is the one reported."""
-        error, trace = f"{type(exc).__name__}: {exc}"[:500], traceback.format_exc()[-4000:]
-        try:
-            self.writer.status("failed", error=error, traceback=trace)
-            self.writer.log_row({"event": "failed", "error": error, "traceback": trace})
-        except OSError:
-            pass
 
     def _fit(self) -> None:
         where = self.writer.run.path if self.writer.run else "(rank > 0)"
@@ -264,7 +253,7 @@ class Trainer:
         self.model.train()
         loader = self.loader("train", train=True, indices=remaining)
         progress = Progress(f"epoch {state.epoch + 1}/{train.epochs}", n_batches, unit="steps", bar=self.progress,
-                            interval=self.request.progress_seconds, say=self.log)
+                            say=self.log)
         progress.done = state.batch
         began = time.perf_counter()
         for batch in loader:
@@ -287,7 +276,7 @@ class Trainer:
 
     def _learning_rates(self) -> dict[str, float]:
         """``train/lr_visual`` (the encoder's group, when it trains) and ``train/lr`` (everything else)."""
-        encoder = {id(p) for p in self.model.encoder.parameters()}
+        encoder = self._encoder_ids
         return {f"train/{'lr_visual' if id(group['params'][0]) in encoder else 'lr'}": float(group["lr"])
                 for group in self.optimizer.param_groups if group["params"]}
 
@@ -502,18 +491,14 @@ class Trainer:
             scores = score_rows(rows, self.source.cleaning_style, self.scoring)
         self.writer.outputs(rows, scores.per_study([r["id"] for r in rows]), scores.tables)
         self.tracker.scalars({f"test/{k}": v.value for k, v in scores.values.items()}, self.state.step)
-        record = RunRecord(
-            kind="training", run_id=self.writer.path.name, model=self.config.model, dataset=self.config.dataset,
-            metrics=scores.values, created=now(), profile=self.config.profile, seed=self.config.seed,
-            config=self.config.to_dict(), validation=self.validation(),
+        record = run_record(
+            "training", self.writer.path.name, self.config, self.registry, rows, scores,
+            validation=self.validation(),
             protocol=protocol_for(self.config, self.source, self.tokenizer, self.scoring, scores,
                                   self.state.init_report,
                                   processes=self.dist.world_size if self.dist.enabled else None),
             efficiency=self.efficiency(decode_seconds, len(rows)),
-            environment=environment(str(self.device), plugin_code(self.registry, self.config)),
-            predictions=prediction_stats([r["prediction"] for r in rows]), tables=scores.tables,
-            studies=study_results(rows),
-            ablation_of=self.registry.get("model", self.config.model).extra.get("ablation_of"))
+            environment=environment(str(self.device), plugin_code(self.registry, self.config)))
         self.writer.record(record)
         self.writer.status("finished")
         self.log(summary_line(record))

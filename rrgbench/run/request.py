@@ -17,7 +17,7 @@ class RunRequest:
     """Where data and runs live, the device, progress output, local metric model files, resume, trackers.
 
     ``progress``: tqdm bars allowed (on a terminal); otherwise :class:`rrgbench.logs.Progress` writes a plain
-    line every tenth of an epoch or ``progress_seconds``. ``log`` receives every line a run says.
+    line every tenth of an epoch or minute. ``log`` receives every line a run says.
     """
 
     data_dir: str | None = None
@@ -28,4 +28,3 @@ class RunRequest:
     files: LocalFiles = field(default_factory=LocalFiles)
     resume: str | None = None  # "auto": the latest unfinished run with this config in ``out``; or a run directory
     report_to: str = "none"  # experiment tracker: none, tensorboard or wandb (rrgbench.run.tracking)
-    progress_seconds: float = 60.0  # longest wait between two plain progress lines

@@ -1,4 +1,4 @@
-"""The end of a run: score decoded rows, summarise the predictions, and assemble the record's protocol.
+"""The end of a run: score decoded rows, summarise the predictions, and assemble the record and its protocol.
 
 Also the scoring check before a run starts (:func:`check_scoring`): the metric model files it will need.
 
@@ -19,6 +19,7 @@ from rrgbench.data.source import DatasetSource
 from rrgbench.data.tokenizer import Tokenizer
 from rrgbench.extension.plugins import Registry
 from rrgbench.record import Bootstrap, PredictionStats, Protocol, RunRecord, StudyResult
+from rrgbench.run.layout import now
 from rrgbench.scoring.engine import Scores, ScoringContext, preflight, score
 
 
@@ -93,6 +94,18 @@ def protocol_for(config: RunConfig, source: DatasetSource, tokenizer: Tokenizer,
         metric_groups=scores.protocol,
         **extra,
     )
+
+
+def run_record(kind: str, run_id: str, config: RunConfig, registry: Registry, rows: Sequence[dict[str, str]],
+               scores: Scores, **fields: Any) -> RunRecord:
+    """A training or evaluation record: what both say the same way (the metrics, the configuration, the
+    predictions' summary, side tables, scored studies, ``ablation_of``) plus ``fields`` (protocol, efficiency,
+    environment and what else only one of them has)."""
+    return RunRecord(kind=kind, run_id=run_id, model=config.model, dataset=config.dataset, metrics=scores.values,
+                     created=now(), profile=config.profile, seed=config.seed, config=config.to_dict(),
+                     predictions=prediction_stats([r["prediction"] for r in rows]), tables=scores.tables,
+                     studies=study_results(rows),
+                     ablation_of=registry.get("model", config.model).extra.get("ablation_of"), **fields)
 
 
 def summary_line(record: RunRecord) -> str:

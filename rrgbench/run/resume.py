@@ -28,7 +28,7 @@ from rrgbench.config import RunConfig
 from rrgbench.errors import ConfigError, RRGBenchError
 from rrgbench.extension.plugins import Registry
 from rrgbench.io import atomic_write
-from rrgbench.run.layout import RunDir, find_matching, find_runs, safe_name
+from rrgbench.run.layout import RunDir, existing_run, find_matching, find_runs, model_folder
 from rrgbench.run.signals import SignalCatcher
 
 UNFINISHED = ("running", "failed", "interrupted")
@@ -97,9 +97,14 @@ def process_alive(status: dict[str, Any]) -> bool:
     return True
 
 
-def check_resumable(run: RunDir) -> None:
-    status = run.status()
-    if run.locked_by_other() or (status.get("status") == "running" and process_alive(status)):
+def in_use(run: RunDir, status: dict[str, Any]) -> bool:
+    """Whether another process holds ``run`` (its lock, or a live ``running`` process in its ``status``)."""
+    return run.locked_by_other() or (status.get("status") == "running" and process_alive(status))
+
+
+def check_resumable(run: RunDir, status: dict[str, Any]) -> None:
+    """ConfigError when ``run`` (with its ``status``, as read) is in use by another process."""
+    if in_use(run, status):
         raise ConfigError(f"--resume: run {run.path} is still running (pid {status.get('pid')}); stop it first")
 
 
@@ -110,30 +115,28 @@ def resolve_resume(registry: Registry, out: Path, config: RunConfig, spec: str) 
     the caller reports it instead of training again.
     """
     if spec != "auto":
-        run = RunDir(Path(spec))
-        if not (run.path / "config.json").is_file():
-            raise ConfigError(f"--resume {spec}: not a run directory (no config.json in it)")
+        run = existing_run(spec)
         check_same_config(registry, run, config)
-        if run.status().get("status") != "finished":
-            check_resumable(run)
-        return run
-    matching = [r for r in find_matching(out, config) if not config_diff(r.config(registry), config)]
-    unfinished = [r for r in matching if r.status().get("status") in UNFINISHED]
-    for run in reversed(unfinished):
         status = run.status()
-        if not run.locked_by_other() and not (status.get("status") == "running" and process_alive(status)):
+        if status.get("status") != "finished":
+            check_resumable(run, status)
+        return run
+    matching = [(r, r.status()) for r in find_matching(out, config) if not config_diff(r.config(registry), config)]
+    unfinished = [(r, status) for r, status in matching if status.get("status") in UNFINISHED]
+    for run, status in reversed(unfinished):
+        if not in_use(run, status):
             return run
-    finished = [r for r in matching if r.status().get("status") == "finished"]
+    finished = [r for r, status in matching if status.get("status") == "finished"]
     if finished:
         return finished[-1]
     if unfinished:
-        check_resumable(unfinished[-1])
+        check_resumable(*unfinished[-1])
     return None
 
 
 def near_misses(registry: Registry, out: Path, config: RunConfig) -> list[tuple[RunDir, list[str]]]:
     """Unfinished runs of the same model, dataset and seed whose configuration differs (for a hint)."""
-    base = Path(out) / safe_name(config.dataset, "dataset") / safe_name(config.model, "model")
+    base = model_folder(out, config)
     if not base.is_dir():
         return []
     found = []

@@ -38,17 +38,14 @@ A run left unfinished by an earlier, interrupted suite continues from its last c
 (:func:`rrgbench.run.resume.resolve_resume`). A failing run is reported and the suite goes on; the result
 says which failed; an interruption (SIGINT/SIGTERM, :class:`rrgbench.run.resume.RunInterrupted`) stops the
 suite after the running runs saved their checkpoints. Before anything runs, and after every finished run,
-the suite says how many runs remain and roughly how long they take (:class:`Progress`: the mean wall time
+the suite says how many runs remain and roughly how long they take (:class:`RemainingTime`: the mean wall time
 of finished runs of the same model, earlier suites' included, divided by the jobs).
 
 With ``jobs: 1`` (the default) runs share this process, one after another; before each, the peak-memory
 counters are reset (:func:`rrgbench.run.efficiency.reset_peak_memory`). With ``--jobs N`` up to N runs go
-at once, each in a fresh worker process with one torch thread (:mod:`rrgbench.run.workers`).
-Measured (a 4-run toy suite: ci-tiny.yaml's sizes with 320 training studies x 1 epoch, models transformer,
-r2gen, show-tell, mcsam; `nice -n 10 rrgbench suite FILE --jobs N` on the shared 2-core machine, two
-rounds in opposite order): 2 jobs x 1 thread 79 s and 62 s, 1 job x 2 threads 193 s and 339 s, at load
-averages of 3.9-5.0 from other work (two threads per run suffer most on a busy machine; on an idle one the
-gain is smaller). With jobs > 1 a run's cost figures are measured at 1 thread next to another run.
+at once, each in a fresh worker process with one torch thread (:mod:`rrgbench.run.workers`); what that
+gains is measured as described in ``benchmarks/suites/synthetic.yaml``. With jobs > 1 a run's cost figures
+are measured at 1 thread next to another run.
 """
 
 from __future__ import annotations
@@ -64,6 +61,7 @@ from typing import Any
 from rrgbench.config import RunConfig
 from rrgbench.errors import ConfigError, RRGBenchError, did_you_mean
 from rrgbench.extension.plugins import Registry
+from rrgbench.logs import duration
 from rrgbench.run.results import LocalFiles
 
 SUITE_KEYS = ("name", "description", "datasets", "seeds", "profile", "device", "labeler", "chexbert", "radgraph",
@@ -144,7 +142,7 @@ def parse_suite(data: Any, where: str = "suite", path: Path | None = None) -> Su
     if not data.get("models") or not isinstance(data["models"], list):
         raise ConfigError(f"{where}: 'models' must list at least one model recipe")
     models = tuple(_model_entry(item, f"{where}: models[{i}]") for i, item in enumerate(data["models"]))
-    from rrgbench.run.layout import safe_name
+    from rrgbench.outputs import safe_name
 
     name = safe_name(str(data.get("name") or (path.stem if path else "suite")), f"{where}: suite name")
     jobs = _count(data.get("jobs", 1), f"{where}: jobs")
@@ -351,7 +349,7 @@ class Todo:
     resume: Path | None
 
 
-class Progress:
+class RemainingTime:
     """How many runs remain and roughly how long: each remaining run is estimated by the mean wall time of the
     finished runs of its model (of all finished runs when its model has none), divided by the parallel jobs."""
 
@@ -372,24 +370,20 @@ class Progress:
         overall = sum(known) / len(known)
         total = sum(sum(found) / len(found) if (found := self.seconds.get(model)) else overall
                     for model in remaining)
-        return (f"{len(remaining)} left, about {_duration(total / self.jobs)} (estimated from {len(known)} "
+        return (f"{len(remaining)} left, about {duration(total / self.jobs)} (estimated from {len(known)} "
                 f"finished runs' wall times, {self.jobs} at a time)")
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
 
 
 def wall_seconds(run: Path) -> float | None:
     """A finished run's wall time: from its folder's creation stamp to its final status update."""
     import datetime
-    import json
+
+    from rrgbench.run.layout import RunDir
 
     try:
         began = datetime.datetime.strptime(run.name[:15], "%Y%m%d-%H%M%S")
-        status = json.loads((run / "status.json").read_text())
-        ended = datetime.datetime.strptime(status["updated"], "%Y-%m-%dT%H:%M:%S%z")
-    except (OSError, ValueError, KeyError, TypeError):
+        ended = datetime.datetime.strptime(RunDir(run).status()["updated"], "%Y-%m-%dT%H:%M:%S%z")
+    except (ValueError, KeyError, TypeError):
         return None
     return (ended.replace(tzinfo=None) - began).total_seconds()
 
@@ -409,7 +403,7 @@ def run_suite(suite: Suite, registry: Registry, runs: Path, *, leaderboard: Path
     execution = Execution(Path(runs), suite.device, data_dir, log, progress, max(1, jobs or suite.jobs),
                           suite.threads, train, files)
     result, start = SuiteResult(planned=len(planned)), time.perf_counter()
-    tracker = Progress(len(planned), execution.jobs)
+    tracker = RemainingTime(len(planned), execution.jobs)
     todo = []
     for n, item in enumerate(planned, 1):
         done = already_finished(registry, execution.runs, item.config)
@@ -430,7 +424,7 @@ def run_suite(suite: Suite, registry: Registry, runs: Path, *, leaderboard: Path
 
 
 def _record(todo: Todo, total: int, outcome: tuple[str, str], seconds: float, result: SuiteResult,
-            tracker: Progress, left: Sequence[str], log: Logger) -> None:
+            tracker: RemainingTime, left: Sequence[str], log: Logger) -> None:
     """Log and count one run's outcome."""
     status, message = outcome
     prefix = f"[{todo.n}/{total}]"
@@ -446,7 +440,7 @@ def _record(todo: Todo, total: int, outcome: tuple[str, str], seconds: float, re
 
 
 def _run_here(suite: Suite, registry: Registry, todo: Sequence[Todo], execution: Execution, result: SuiteResult,
-              tracker: Progress) -> None:
+              tracker: RemainingTime) -> None:
     """One run after another in this process (peak-memory counters reset before each)."""
     from rrgbench.run import loop
     from rrgbench.run.efficiency import reset_peak_memory
@@ -474,7 +468,7 @@ def _run_here(suite: Suite, registry: Registry, todo: Sequence[Todo], execution:
 
 
 def _run_in_workers(suite: Suite, registry: Registry, todo: Sequence[Todo], execution: Execution,
-                    result: SuiteResult, tracker: Progress) -> None:
+                    result: SuiteResult, tracker: RemainingTime) -> None:
     """``execution.jobs`` runs at a time, each in its own process with one torch thread (or the suite's
     ``threads``): see :mod:`rrgbench.run.workers`."""
     from rrgbench.run.workers import WorkerTask, extra_plugin_modules, run_in_workers

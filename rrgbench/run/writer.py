@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,18 @@ class RunWriter:
     def status(self, status: str, **extra: Any) -> None:
         if self.run is not None:
             self.run.set_status(status, **extra)
+
+    def failed(self, exc: BaseException, *, log_row: bool = False) -> None:
+        """status.json ``failed`` with the error and the traceback of ``exc`` (with ``log_row``, a ``failed``
+        training-log row too); best effort (the disk may be full), so the original error is the one reported.
+        Call it from the ``except`` block that caught ``exc``."""
+        error, trace = f"{type(exc).__name__}: {exc}"[:500], traceback.format_exc()[-4000:]
+        try:
+            self.status("failed", error=error, traceback=trace)
+            if log_row:
+                self.log_row({"event": "failed", "error": error, "traceback": trace})
+        except OSError:
+            pass
 
     def log_row(self, row: dict[str, Any]) -> bool:
         """Append one row to train_log.jsonl; True when it was written (the caller counts rows)."""

@@ -73,38 +73,19 @@ def _reports(texts: Sequence[str], name: str) -> list[str]:
     return list(texts)
 
 
-def _groups(registry: Any, metrics: Sequence[str] | None) -> list[str] | None:
-    from rrgbench.scoring.engine import group_of
-
-    if metrics is None:
-        return None
-    if isinstance(metrics, str):
-        metrics = [metrics]
-    if not metrics:
-        raise ConfigError("metrics: give at least one metric key, or None for all")
-    return list(dict.fromkeys(group_of(registry, key) for key in metrics))
-
-
 def _context(labeler: str, uncertain: str, metrics: Sequence[str] | None, skip: Sequence[str],
              chexbert: str | None, radgraph: str | None, resamples: int, seed: int) -> Any:
+    """The engine's context for these arguments, checked (:meth:`ScoringContext.check`) before any scoring."""
     from rrgbench.extension.plugins import registry
-    from rrgbench.metrics.clinical import get_mapping
-    from rrgbench.scoring.engine import AUTO_MAPPING, ScoringContext
-
-    if resamples < 1:
-        raise ConfigError(f"resamples must be at least 1, got {resamples}")
-    if uncertain != AUTO_MAPPING:
-        get_mapping(uncertain)
-    reg = registry()
-    reg.get("labeler", labeler)
+    from rrgbench.scoring.engine import ScoringContext
 
     def path(value: str | None) -> str | None:
         return str(Path(value).expanduser()) if value else None
 
-    wanted = None if metrics is None else frozenset([metrics] if isinstance(metrics, str) else metrics)
-    return ScoringContext(labeler=labeler, uncertain=uncertain, n_resamples=resamples, seed=seed, registry=reg,
-                          skip=frozenset([skip] if isinstance(skip, str) else skip), chexbert=path(chexbert),
-                          radgraph=path(radgraph), wanted=wanted)
+    return ScoringContext(labeler=labeler, uncertain=uncertain, n_resamples=resamples, seed=seed,
+                          registry=registry(), skip=frozenset([skip] if isinstance(skip, str) else skip),
+                          chexbert=path(chexbert), radgraph=path(radgraph),
+                          wanted=None if metrics is None else frozenset(metrics)).check()
 
 
 def score(*, hyps: Sequence[str], refs: Sequence[str], metrics: Sequence[str] | None = None,
@@ -131,12 +112,18 @@ def score(*, hyps: Sequence[str], refs: Sequence[str], metrics: Sequence[str] | 
     keys = [str(i) for i in ids] if ids is not None else [str(i) for i in range(len(refs))]
     if len(keys) != len(refs):
         raise DataError(f"{len(keys)} ids for {len(refs)} reports")
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    if metrics is not None and not metrics:
+        raise ConfigError("metrics: give at least one metric key, or None for all")
     context = _context(labeler, uncertain, metrics, skip, chexbert, radgraph, resamples, seed)
-    groups = _groups(context.resolved_registry(), metrics)
     matched = match_reports(ReportFile(Path("hyps"), keys, hyps), ReportFile(Path("refs"), keys, refs))
     hyps, refs = clean_texts(matched.predictions, clean), clean_texts(matched.references, clean)
-    preflight(context, groups, given_files_only=True)
-    scores = score_texts(hyps, refs, context, groups=groups)
+    preflight(context, given_files_only=True)
+    scores = score_texts(hyps, refs, context)  # only the groups with a wanted key run
+    if metrics is not None:  # in the order asked for
+        scores.results = {key: scores.results[key] for key in dict.fromkeys(metrics)}
+        scores.values = {key: scores.values[key] for key in dict.fromkeys(metrics)}
     rows = [{"id": i, "hyp": h, "ref": r, **{k: v for k, v in row.items() if k != "id"}}
             for i, h, r, row in zip(matched.ids, hyps, refs, scores.per_study(matched.ids), strict=True)]
     return ScoreResult(scores.values, pd.DataFrame(rows, columns=_columns(rows)), scores.protocol, scores.tables)

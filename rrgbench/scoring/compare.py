@@ -19,22 +19,20 @@ paired test needs two single runs; ``rrgbench compare --seeds A_DIR B_DIR`` prin
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from rrgbench.errors import DataError, UnknownNameError, did_you_mean
-from rrgbench.io import read_jsonl
 from rrgbench.metrics.base import MetricResult
 from rrgbench.record import RESULTS_FILE, RunRecord
 from rrgbench.record import load_records as read_records
-from rrgbench.scoring.engine import ScoringContext, all_keys, group_of, score
+from rrgbench.scoring.engine import ScoringContext, score
+from rrgbench.scoring.external import duplicates, examples, read_jsonl_rows
 
 TESTS = ("bootstrap", "randomization")
 PREDICTIONS_FILE = "predictions.jsonl"
-_EXAMPLES = 3
 
 
 @dataclass(frozen=True)
@@ -81,16 +79,13 @@ def load_predictions(run: str | Path) -> RunPredictions:
     if not file.is_file():
         raise DataError(f"{run} has no {PREDICTIONS_FILE}")
     try:
-        rows = read_jsonl(file)
+        _, rows = read_jsonl_rows(file, required=("id", "prediction", "reference"))
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {file}: {exc}") from None
-    for number, row in enumerate(rows, start=1):
-        if not isinstance(row, dict) or not {"id", "prediction", "reference"} <= set(row):
-            raise DataError(f"{file}, line {number}: expected id, prediction and reference")
     ids = [str(row["id"]) for row in rows]
-    duplicated = sorted(study for study, count in Counter(ids).items() if count > 1)
+    duplicated = sorted(duplicates(ids))
     if duplicated:
-        raise DataError(f"{file}: {len(duplicated)} duplicated ids (first: {_examples(duplicated)})")
+        raise DataError(f"{file}: {len(duplicated)} duplicated ids (first: {examples(duplicated)})")
     return RunPredictions(run, ids, [str(r["prediction"]) for r in rows], [str(r["reference"]) for r in rows])
 
 
@@ -105,19 +100,14 @@ def single_run(path: str | Path) -> RunPredictions:
     return load_predictions(found[0])
 
 
-def _examples(items: Sequence[str]) -> str:
-    shown = ", ".join(repr(item) for item in items[:_EXAMPLES])
-    return shown + (", ..." if len(items) > _EXAMPLES else "")
-
-
 def align_runs(a: RunPredictions, b: RunPredictions) -> tuple[list[str], list[str], list[str], list[str]]:
     """ids, predictions of A, predictions of B (reordered to A's order), references; refuses any mismatch."""
     only_a = [i for i in a.ids if i not in set(b.ids)]
     only_b = [i for i in b.ids if i not in set(a.ids)]
     if only_a or only_b:
         raise DataError(
-            f"the runs scored different studies: {len(only_a)} only in A (first: {_examples(only_a)}), "
-            f"{len(only_b)} only in B (first: {_examples(only_b)}); a paired test needs the same test set"
+            f"the runs scored different studies: {len(only_a)} only in A (first: {examples(only_a)}), "
+            f"{len(only_b)} only in B (first: {examples(only_b)}); a paired test needs the same test set"
         )
     position = {study: k for k, study in enumerate(b.ids)}
     preds_b = [b.predictions[position[i]] for i in a.ids]
@@ -125,21 +115,11 @@ def align_runs(a: RunPredictions, b: RunPredictions) -> tuple[list[str], list[st
     differ = [i for i, ra, rb in zip(a.ids, a.references, refs_b, strict=True) if ra != rb]
     if differ:
         raise DataError(f"{len(differ)} studies have different references in the two runs (first: "
-                        f"{_examples(differ)}); compare runs scored against the same cleaned references")
+                        f"{examples(differ)}); compare runs scored against the same cleaned references")
     return list(a.ids), list(a.predictions), preds_b, list(a.references)
 
 
 # ---------------------------------------------------------------------------------------------- tests
-
-
-def groups_for(registry: Any, metrics: Sequence[str] | None) -> tuple[list[str] | None, frozenset[str]]:
-    """The metric groups holding ``metrics`` and the other keys of those groups (to skip); all when None."""
-    if not metrics:
-        return None, frozenset()
-    groups = list(dict.fromkeys(group_of(registry, key) for key in metrics))
-    key_group = {key: group for key, (group, _) in all_keys(registry).items()}
-    unwanted = frozenset(k for k, g in key_group.items() if g in groups and k not in metrics)
-    return groups, unwanted
 
 
 def paired_row(key: str, a: MetricResult, b: MetricResult, test: str, n_resamples: int,
@@ -168,10 +148,10 @@ def compare_runs(a: RunPredictions, b: RunPredictions, context: ScoringContext, 
     if test not in TESTS:
         raise UnknownNameError(f"unknown test '{test}'{did_you_mean(test, TESTS)}; known: {', '.join(TESTS)}")
     _, preds_a, preds_b, refs = align_runs(a, b)
-    groups, unwanted = groups_for(context.resolved_registry(), metrics)
-    context.skip = frozenset(context.skip) | unwanted
-    scores_a = score(preds_a, refs, context, groups=groups, with_ci=False).results
-    scores_b = score(preds_b, refs, context, groups=groups, with_ci=False).results
+    if metrics:  # only the groups with a wanted key run; an unknown key is refused here
+        context = replace(context, wanted=frozenset(metrics)).check()
+    scores_a = score(preds_a, refs, context, with_ci=False).results
+    scores_b = score(preds_b, refs, context, with_ci=False).results
     keys = list(metrics) if metrics else list(scores_a)
     absent = MetricResult.missing("not computed")
     return [paired_row(key, scores_a.get(key, absent), scores_b.get(key, absent), test, n_resamples, seed)

@@ -55,11 +55,16 @@ class ScoringContext:
         return self.registry
 
     def check(self) -> ScoringContext:
-        """Refuse settings that cannot score: an unknown labeler or ``skip`` key, resamples out of range, a negative
-        seed (before anything is computed, so a run does not train first and fail at the end)."""
+        """Refuse settings that cannot score: an unknown labeler, uncertain-label mapping, ``skip`` or ``wanted``
+        key, resamples out of range, a negative seed (before anything is computed, so a run does not train first
+        and fail at the end)."""
+        from rrgbench.metrics.clinical import get_mapping
+
         registry = self.resolved_registry()
         registry.get("labeler", self.labeler)
-        for key in sorted(self.skip):
+        if self.uncertain != AUTO_MAPPING:
+            get_mapping(self.uncertain)
+        for key in [*sorted(self.skip), *sorted(self.wanted or ())]:
             group_of(registry, key)
         if isinstance(self.n_resamples, bool) or not 1 <= self.n_resamples <= MAX_RESAMPLES:
             raise ConfigError(f"resamples must be between 1 and {MAX_RESAMPLES:,}, got {self.n_resamples}")

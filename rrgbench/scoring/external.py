@@ -90,7 +90,10 @@ def _read_csv(path: Path, delimiter: str) -> tuple[list[str], list[dict[str, Any
         return list(reader.fieldnames or []), rows
 
 
-def _read_jsonl(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
+def read_jsonl_rows(path: Path, required: Sequence[str] = ()) -> tuple[list[str], list[dict[str, Any]]]:
+    """The columns and object rows of a JSON Lines file; DataError naming the line of a row that is not JSON,
+    not an object, or lacks one of the ``required`` keys."""
+    expected = f"{', '.join(required[:-1])} and {required[-1]}" if len(required) > 1 else "".join(required)
     rows: list[dict[str, Any]] = []
     columns: dict[str, None] = {}
     with open(path, encoding="utf-8-sig") as handle:
@@ -101,8 +104,8 @@ def _read_jsonl(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}, line {number}: not JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}, line {number}: expected a JSON object")
+            if not isinstance(row, dict) or not set(required) <= set(row):
+                raise DataError(f"{path}, line {number}: expected {expected or 'a JSON object'}")
             columns.update(dict.fromkeys(row))
             rows.append(row)
     return list(columns), rows
@@ -117,7 +120,7 @@ def read_reports(path: str | Path, text_column: str = "report", id_column: str =
     if suffix not in _CSV_SUFFIXES and suffix not in _JSONL_SUFFIXES:
         raise DataError(f"{path}: unknown format '{suffix}' (use .csv, .tsv or .jsonl)")
     try:
-        columns, rows = _read_csv(path, _CSV_SUFFIXES[suffix]) if suffix in _CSV_SUFFIXES else _read_jsonl(path)
+        columns, rows = _read_csv(path, _CSV_SUFFIXES[suffix]) if suffix in _CSV_SUFFIXES else read_jsonl_rows(path)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
                         "save it as UTF-8") from None
@@ -151,12 +154,14 @@ class Matched:
                 "extra_in_predictions": len(self.extra), "partial": bool(self.missing or self.extra)}
 
 
-def _examples(items: Sequence[str]) -> str:
+def examples(items: Sequence[str]) -> str:
+    """The first few items, quoted, for an error message (``...`` when there are more)."""
     shown = ", ".join(repr(item) for item in items[:_EXAMPLES])
     return shown + (", ..." if len(items) > _EXAMPLES else "")
 
 
-def _duplicates(ids: Sequence[str]) -> list[str]:
+def duplicates(ids: Sequence[str]) -> list[str]:
+    """The ids that occur more than once, in order of first occurrence."""
     return [key for key, count in Counter(ids).items() if count > 1]
 
 
@@ -164,9 +169,9 @@ def match_reports(predictions: ReportFile, references: ReportFile, allow_partial
     """Match by id; DataError listing counts and first examples of every mismatch (see the module docstring)."""
     problems = []
     for label, report_file in (("predictions", predictions), ("references", references)):
-        duplicated = _duplicates(report_file.ids)
+        duplicated = duplicates(report_file.ids)
         if duplicated:
-            problems.append(f"{len(duplicated)} duplicated ids in {label} (first: {_examples(duplicated)})")
+            problems.append(f"{len(duplicated)} duplicated ids in {label} (first: {examples(duplicated)})")
     if problems:
         raise DataError("; ".join(problems))
     predicted = dict(zip(predictions.ids, predictions.texts, strict=True))
@@ -177,15 +182,15 @@ def match_reports(predictions: ReportFile, references: ReportFile, allow_partial
     if (missing or extra) and (not allow_partial or not common):
         parts = []
         if missing:
-            parts.append(f"{len(missing)} missing in predictions (first: {_examples(missing)})")
+            parts.append(f"{len(missing)} missing in predictions (first: {examples(missing)})")
         if extra:
-            parts.append(f"{len(extra)} extra in predictions (first: {_examples(extra)})")
+            parts.append(f"{len(extra)} extra in predictions (first: {examples(extra)})")
         hint = f"; pass --allow-partial to score the {len(common)} common studies" if common else "; no id in common"
         raise DataError(f"predictions and references do not match: {'; '.join(parts)}{hint}")
     reference_text = dict(zip(references.ids, references.texts, strict=True))
     blank = [i for i in common if not reference_text[i].strip()]
     if blank:
-        raise DataError(f"{len(blank)} blank references (first: {_examples(blank)}); every study needs one")
+        raise DataError(f"{len(blank)} blank references (first: {examples(blank)}); every study needs one")
     return Matched(common, [predicted[i] for i in common], [reference_text[i] for i in common], missing, extra)
 
 
@@ -333,8 +338,8 @@ def label_file(labeler: Any, source: str | Path, out: str | Path, text_column: s
     """Label every report of ``source`` with ``labeler`` and write the label CSV to ``out``; return the count."""
     output_file(Path(out), [Path(source)], force=force, ours=is_label_file, what="label CSV")
     reports = read_reports(source, text_column)
-    duplicated = _duplicates(reports.ids)
+    duplicated = duplicates(reports.ids)
     if duplicated:
-        raise DataError(f"{len(duplicated)} duplicated ids in {source} (first: {_examples(duplicated)})")
+        raise DataError(f"{len(duplicated)} duplicated ids in {source} (first: {examples(duplicated)})")
     write_text(Path(out), label_rows(reports.ids, labeler.label(reports.texts)))
     return len(reports.ids)

@@ -33,8 +33,9 @@ that matches none is positive. Where the rules depart from the CheXpert patterns
 
 medspaCy's ConText (with its bundled rules) was weighed as a replacement and not adopted: on Python 3.11 it
 pins spacy < 3.8 and so numpy < 2 (the project runs numpy 2), and its general clinical rules know none of the
-radiology predicates above ("heart size is normal", "X has resolved"); the figures are in the closing note of
-issue 14.
+radiology predicates above ("heart size is normal", "X has resolved"). The rules' own figures (macro-F1 and
+per-observation F1 on the NegBio OpenI development half) are printed by
+``pytest -s tests/test_labeler_gold.py``.
 """
 
 from __future__ import annotations
